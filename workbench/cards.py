@@ -1,0 +1,80 @@
+"""Model cards: the Hub's metadata format (``model-index``) plus honest prose.
+
+huggingface_hub's ModelCard writes the front matter so the Hub shows the metrics; the body is the
+training script's own words about data, recipe and limits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from workbench import DISCLAIMER
+
+_TEMPLATE = """---
+{{ card_data }}
+---
+
+# {{ title }}
+
+> {{ disclaimer }}
+
+{{ body }}
+"""
+
+
+@dataclass
+class CardInfo:
+    """What a training script knows about the model it saved."""
+
+    title: str
+    task_type: str  # Hub task type: image-classification, image-segmentation, ...
+    dataset_name: str
+    dataset_type: str
+    body: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+    base_model: str | None = None
+
+
+def render_card(info: CardInfo) -> str:
+    """Markdown with Hub front matter; every metric becomes a ``model-index`` entry."""
+    results = [
+        EvalResult(
+            task_type=info.task_type,
+            dataset_type=info.dataset_type,
+            dataset_name=info.dataset_name,
+            metric_type=name,
+            metric_value=float(value),
+            metric_name=name,
+        )
+        for name, value in info.metrics.items()
+    ]
+    data = ModelCardData(
+        model_name=info.title,
+        license="apache-2.0",
+        library_name="pytorch",
+        pipeline_tag=info.task_type,
+        tags=["medical-imaging", "brain", "research-only", *info.tags],
+        eval_results=results or None,
+        base_model=info.base_model,
+    )
+    card = ModelCard.from_template(
+        data, template_str=_TEMPLATE, title=info.title, disclaimer=DISCLAIMER, body=info.body
+    )
+    return str(card.content)
+
+
+def markdown_table(rows: list[dict[str, object]], float_fmt: str = "{:.3f}") -> str:
+    """A GitHub-markdown table from a list of same-keyed dicts (cards and CLI reports)."""
+    if not rows:
+        return ""
+    keys = list(rows[0])
+
+    def cell(v: object) -> str:
+        return float_fmt.format(v) if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(cell(r.get(k, "")) for k in keys) + " |" for r in rows]
+    return "\n".join(lines)

@@ -1,0 +1,158 @@
+"""The LGG segmentation dataset (Buda et al., Kaggle ``kaggle_3m``) in its real on-disk layout.
+
+``kaggle_3m/<TCGA_XX_XXXX_YYYYMMDD>/<same>_<slice>.tif`` holds a 3-channel slice (pre-contrast,
+FLAIR, post-contrast) and ``<same>_<slice>_mask.tif`` its mask. The phantom generator writes the
+same layout, so this one loader serves real and synthetic data. Splits are always by patient.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.model_selection import GroupKFold, GroupShuffleSplit
+from torch.utils.data import Dataset
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+from workbench.errors import InputError
+from workbench.io import load_image
+from workbench.tasks.preprocess import Preprocess, to_tensor
+
+_SLICE = re.compile(r"^(?P<patient>.+)_(?P<index>\d+)\.tiff?$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class SliceRecord:
+    patient: str
+    index: int
+    image: Path
+    mask: Path
+
+
+def scan_kaggle_3m(root: Path) -> list[SliceRecord]:
+    """Every (slice, mask) pair under ``root`` (the folder holding the patient folders, or its
+    parent), ordered by patient then slice position."""
+    root = Path(root)
+    if (root / "kaggle_3m").is_dir():
+        root = root / "kaggle_3m"
+    records = []
+    for image in root.glob("*/*.tif*"):
+        match = _SLICE.match(image.name)
+        if match is None or image.stem.endswith("_mask"):
+            continue
+        mask = image.with_name(f"{image.stem}_mask{image.suffix}")
+        if mask.is_file():
+            records.append(SliceRecord(image.parent.name, int(match["index"]), image, mask))
+    if not records:
+        raise InputError(
+            f"no kaggle_3m slices (<patient>/<patient>_<n>.tif with _mask.tif) under {root}."
+        )
+    return sorted(records, key=lambda r: (r.patient, r.index))
+
+
+def patients(records: Sequence[SliceRecord]) -> list[str]:
+    return sorted({r.patient for r in records})
+
+
+def patient_folds(records: Sequence[SliceRecord], folds: int, seed: int = 0):
+    """(train, test) record-index arrays per fold; a patient's slices never straddle a split.
+
+    ``folds == 1`` gives one split holding out about a fifth of the patients.
+    """
+    groups = np.array([r.patient for r in records])
+    index = np.arange(len(records))
+    if folds == 1:
+        yield from GroupShuffleSplit(n_splits=1, test_size=0.2, random_state=seed).split(
+            index, groups=groups
+        )
+    else:
+        yield from GroupKFold(n_splits=folds, shuffle=True, random_state=seed).split(
+            index, groups=groups
+        )
+
+
+def split_by_patient(records: Sequence[SliceRecord], idx: np.ndarray, fraction: float, seed: int):
+    """Split ``idx`` into two index arrays by patient (e.g. train / early-stopping validation)."""
+    groups = np.array([records[i].patient for i in idx])
+    a, b = next(
+        GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed).split(
+            idx, groups=groups
+        )
+    )
+    return idx[a], idx[b]
+
+
+def read_mask(path: Path) -> np.ndarray:
+    pixels = load_image(path).pixels
+    if pixels.ndim == 3:
+        pixels = pixels.max(axis=-1)
+    return pixels > pixels.max() / 2 if pixels.max() > 0 else np.zeros(pixels.shape, bool)
+
+
+class ChannelDrop:
+    """Sometimes show the model one sequence copied to every channel, so that a single grey
+    slice (a PNG or one DICOM series) is in distribution at inference."""
+
+    def __init__(self, p: float = 0.2) -> None:
+        self.p = p
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.rand(()) >= self.p:
+            return x
+        c = int(torch.randint(x.shape[0], ()))
+        return x[c : c + 1].expand_as(x).clone()
+
+
+def segmentation_augment(rotation: float = 15.0) -> v2.Compose:
+    """The study's augmentation: rotation, flips, brightness/contrast (the image only)."""
+    return v2.Compose(
+        [
+            v2.RandomHorizontalFlip(),
+            v2.RandomVerticalFlip(0.2),
+            v2.RandomAffine(degrees=rotation, translate=(0.05, 0.05), scale=(0.9, 1.1)),
+            v2.ColorJitter(brightness=0.2, contrast=0.2),
+        ]
+    )
+
+
+class LGGSlices(Dataset):
+    """Slices and masks as tensors, read once; :meth:`view` makes split subsets that share them."""
+
+    def __init__(self, records: Sequence[SliceRecord], prep: Preprocess) -> None:
+        self.records = list(records)
+        self.prep = prep
+        self.images = [to_tensor(load_image(r.image).pixels, prep) for r in self.records]
+        self.masks = [self._mask(r.mask) for r in self.records]
+        self.augment: v2.Compose | None = None
+        self.channel_drop: ChannelDrop | None = None
+
+    def _mask(self, path: Path) -> torch.Tensor:
+        m = torch.from_numpy(read_mask(path).astype(np.float32))[None, None]
+        return torch.nn.functional.interpolate(m, size=self.prep.size, mode="nearest")[0]
+
+    def view(self, indices: Sequence[int], augment: bool = False) -> LGGSlices:
+        """The slices at ``indices`` (kept in order), optionally with training augmentation."""
+        sub = object.__new__(LGGSlices)
+        sub.prep = self.prep
+        sub.records = [self.records[i] for i in indices]
+        sub.images = [self.images[i] for i in indices]
+        sub.masks = [self.masks[i] for i in indices]
+        sub.augment = segmentation_augment() if augment else None
+        sub.channel_drop = ChannelDrop() if augment else None
+        return sub
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x, m = self.images[i], self.masks[i]
+        if self.augment is not None:
+            x, m = self.augment(tv_tensors.Image(x), tv_tensors.Mask(m))
+            x = self.channel_drop(x.as_subclass(torch.Tensor))
+            m = m.as_subclass(torch.Tensor)
+        return x, m

@@ -1,0 +1,88 @@
+"""What every ``train/*.py`` script shares: flags from the dataclasses, the finish (card, Hub).
+
+The training recipe's flags are generated from :class:`~workbench.training.TrainConfig`, so a
+new field there is a new flag everywhere, with the task's own defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any, TypeVar, get_type_hints
+
+from workbench.errors import InputError
+from workbench.training import TrainConfig
+from workbench.weights import push_to_hub
+
+T = TypeVar("T")
+
+
+def _flag_type(hint: Any):
+    if hint in (int, float, str):
+        return hint
+    if hint is bool:
+        return lambda s: s.lower() in {"1", "true", "yes", "on"}
+    return float  # float | None: only grad_clip today
+
+
+def add_dataclass_args(parser: argparse.ArgumentParser, cls: type[T], defaults: T) -> None:
+    """One ``--field-name`` flag per dataclass field, defaulting to ``defaults``' value."""
+    group = parser.add_argument_group(f"{cls.__name__} ({cls.__doc__ or ''}".strip() + ")")
+    hints = get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        value = getattr(defaults, f.name)
+        if hints[f.name] is bool:
+            group.add_argument(
+                f"--{f.name.replace('_', '-')}",
+                dest=f.name,
+                default=value,
+                action=argparse.BooleanOptionalAction,
+            )
+        else:
+            group.add_argument(
+                f"--{f.name.replace('_', '-')}",
+                dest=f.name,
+                default=value,
+                type=_flag_type(hints[f.name]),
+                help=f"default: {value}",
+            )
+
+
+def dataclass_from_args(cls: type[T], args: argparse.Namespace) -> T:
+    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+
+
+def train_parser(description: str, defaults: TrainConfig) -> argparse.ArgumentParser:
+    """``--data``, ``--out``, Hub flags and the training recipe with the task's defaults."""
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument("--data", type=Path, required=True, help="dataset folder (real layout)")
+    parser.add_argument("--out", type=Path, required=True, help="model folder to write")
+    parser.add_argument(
+        "--push-to-hub", metavar="REPO", help="upload the model folder to this Hub repo"
+    )
+    parser.add_argument("--private", action="store_true", help="create the Hub repo as private")
+    parser.add_argument("--data-note", default="", help="what the data is, for the model card")
+    add_dataclass_args(parser, TrainConfig, defaults)
+    return parser
+
+
+def finish(out: Path, args: argparse.Namespace, report: dict[str, Any]) -> None:
+    """Write ``report.json`` beside the model and push to the Hub when asked."""
+    (out / "report.json").write_text(json.dumps(report, indent=2, default=str))
+    if args.push_to_hub:
+        url = push_to_hub(out, args.push_to_hub, private=args.private)
+        print(f"pushed {out} to {url}")
+
+
+def run(main, argv: list[str] | None = None) -> None:
+    """Run a script's ``main``; user mistakes end in one ``error:`` line and exit status 2."""
+    try:
+        main(argv)
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
