@@ -1,0 +1,53 @@
+"""Brain Imaging Workbench: one Gradio app, one tab per task.
+
+    python app.py            # http://127.0.0.1:7860 (GRADIO_SERVER_NAME=0.0.0.0 to share)
+
+For research and teaching only, not for diagnosis.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+import gradio as gr
+
+from workbench import DISCLAIMER
+from workbench.ui.common import banner
+
+# (tab title, module with a build() function). A tab whose module cannot be imported says so
+# instead of taking the whole app down.
+TABS: list[tuple[str, str]] = [
+    ("Brain tumour", "workbench.ui.tumor"),
+]
+
+CSS = """
+.wb-banner {background:#fff4e5;border:1px solid #f0b35a;border-radius:8px;padding:8px 12px;
+            color:#6b3d00;font-size:0.95em}
+footer {visibility: hidden}
+"""
+
+
+def build_app() -> gr.Blocks:
+    with gr.Blocks(title="Brain Imaging Workbench") as demo:
+        gr.Markdown("# 🧠 Brain Imaging Workbench")
+        for title, module in TABS:
+            with gr.Tab(title):
+                banner()
+                try:
+                    importlib.import_module(module).build()
+                except ImportError as err:
+                    gr.Markdown(f"This tab is unavailable: `{err}`.")
+        gr.Markdown(f"<sub>{DISCLAIMER}</sub>")
+    # One heavy job at a time per model group, so a perfusion series cannot starve other tabs.
+    demo.queue(default_concurrency_limit=2, max_size=32)
+    return demo
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    build_app().launch(css=CSS, theme=gr.themes.Soft(), max_file_size="200mb")
+
+
+if __name__ == "__main__":
+    main()

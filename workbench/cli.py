@@ -1,0 +1,105 @@
+"""``python -m workbench {predict,inspect,phantom,perfusion}``: thin shells over the tasks.
+
+Every command prints JSON on success. On bad input it prints one line ``error: ...`` on stderr
+and exits with status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+from workbench.errors import InputError
+
+
+def _print(obj: object) -> None:
+    print(json.dumps(obj, default=str))
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    from workbench import weights
+    from workbench.tasks import get_task
+
+    spec = get_task(args.task)
+    for path in args.inputs:  # read every input before the (slow) model load: fail fast
+        if not Path(path).is_file():
+            raise InputError(f"{path}: no such file.")
+    bundle = weights.load(args.weights or spec.weights_name)
+    for path in args.inputs:
+        _print(spec.predict(bundle, spec.read(Path(path))))
+
+
+def cmd_inspect(args: argparse.Namespace) -> None:
+    from workbench.io import describe
+
+    _print(describe(args.file))
+
+
+def cmd_phantom(args: argparse.Namespace) -> None:
+    from workbench.phantom import write_dataset
+
+    out = write_dataset(args.task, args.out, n=args.n, seed=args.seed)
+    _print({"task": args.task, "out": str(out), "n": args.n, "seed": args.seed})
+
+
+def cmd_perfusion(args: argparse.Namespace) -> None:
+    from workbench.perfusion.pipeline import run_perfusion
+
+    _print(run_perfusion(args.input, args.out, method=args.method, weights=args.weights))
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes follow the same one-line contract as bad files."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m workbench",
+        description="Brain Imaging Workbench (research and teaching only, not for diagnosis).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("predict", help="run a task's model on images; one JSON line per input")
+    p.add_argument("task", help="contrast, tumor_detect, tumor_seg, tumor44 or hemorrhage")
+    p.add_argument("inputs", nargs="+", help="image or DICOM files")
+    p.add_argument("--weights", help="model folder or Hub repo (default: the task's)")
+    p.set_defaults(func=cmd_predict)
+    p = sub.add_parser(
+        "inspect", help="what a file is: modality, size, spacing, de-identified header"
+    )
+    p.add_argument("file")
+    p.set_defaults(func=cmd_inspect)
+    p = sub.add_parser("phantom", help="write a labelled synthetic dataset in a task's real layout")
+    p.add_argument("task")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--n", type=int, default=10, help="patients (or images per class)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_phantom)
+    p = sub.add_parser("perfusion", help="Tmax/CBF/CBV/MTT maps from a 4D DSC series")
+    p.add_argument("input", help="DICOM folder, zip of a DICOM series, or 4D NIfTI")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--method", default="osvd", choices=["osvd", "bsvd", "ssvd", "cnn"])
+    p.add_argument("--weights", help="CNN model folder or Hub repo (method cnn)")
+    p.set_defaults(func=cmd_perfusion)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    warnings.simplefilter("ignore")  # the contract is JSON or one error line, nothing else
+    try:
+        args.func(args)
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,94 @@
+"""What every tab shares: reading uploads, turning errors into one-line messages, model status.
+
+Tabs stay thin: they call the task functions and these helpers, nothing else.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import gradio as gr
+
+from workbench import DISCLAIMER
+from workbench.errors import InputError
+from workbench.io import Image, load_image
+from workbench.io.limits import DEFAULT_LIMITS, check_file_size
+from workbench.weights import ModelBundle, load
+
+log = logging.getLogger("workbench.ui")
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
+UPLOAD_TYPES = [".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".dcm", ".gz", ""]
+
+BANNER = f"""<div class="wb-banner" role="note">⚠️ <b>{DISCLAIMER}</b>
+Do not upload identifiable patient data; uploads are processed in memory and not kept.</div>"""
+
+
+def banner() -> gr.HTML:
+    """The research-only notice that heads every tab."""
+    return gr.HTML(BANNER)
+
+
+def guarded(fn: F) -> F:
+    """Run a tab callback; user mistakes become ``gr.Error`` with the one-line reason.
+
+    Anything else is logged without its arguments (they may hold patient data) and shown as a
+    short apology, never a traceback.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except InputError as err:
+            raise gr.Error(str(err), print_exception=False) from None
+        except gr.Error:
+            raise
+        except Exception as err:
+            log.exception("unexpected failure in %s: %s", fn.__name__, type(err).__name__)
+            raise gr.Error(
+                f"the workbench failed on this input ({type(err).__name__}); please report it.",
+                print_exception=False,
+            ) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def upload_path(upload: Any) -> Path:
+    """The path gradio saved an upload to, after the size check; a missing upload is a mistake."""
+    if upload is None:
+        raise InputError("no file given: upload an image or DICOM file, or click an example.")
+    path = Path(upload if isinstance(upload, str | os.PathLike) else upload.name)
+    check_file_size(path, DEFAULT_LIMITS)
+    return path
+
+
+def read_upload(upload: Any) -> Image:
+    return load_image(upload_path(upload))
+
+
+def model_for(task: str) -> ModelBundle:
+    """The task's shared model; missing weights become the one-line how-to-train message."""
+    return load(task)
+
+
+def provenance(bundle: ModelBundle) -> str:
+    """Model name, where its weights came from, and what it was trained on, in markdown."""
+    cfg = bundle.config
+    training = cfg.get("training", {})
+    data = training.get("data_description") or training.get("data", "unknown data")
+    return (
+        f"**Model:** {cfg.get('title', cfg['model']['name'])} · **weights:** `{bundle.source}`"
+        f" · **trained on:** {data}"
+    )
+
+
+def examples(*names: str) -> list[str]:
+    """Example files shipped in ``examples/`` that exist (a tab shows what it has)."""
+    return [str(EXAMPLES_DIR / n) for n in names if (EXAMPLES_DIR / n).is_file()]
