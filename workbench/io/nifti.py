@@ -1,0 +1,125 @@
+"""NIfTI-1/2 volumes through nibabel (``.nii`` and ``.nii.gz``).
+
+:func:`load_nifti` gives the raw array and affine (for series and perfusion); :func:`nifti_image`
+turns a 3D volume into an :class:`Image` of axial slices for the single-image tasks.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import warnings
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from workbench.errors import InputError
+from workbench.io.images import Image
+from workbench.io.limits import (
+    DEFAULT_LIMITS,
+    Limits,
+    check_image_size,
+    check_volume_size,
+    read_bounded,
+)
+
+# sizeof_hdr, the first int32 of the header, identifies the version and the byte order.
+_HEADER_SIZES = {348: nib.Nifti1Image, 540: nib.Nifti2Image}
+
+
+def _image_class(data: bytes) -> type[nib.Nifti1Image] | None:
+    if len(data) < 4:
+        return None
+    for order in "<>":
+        (size,) = struct.unpack(f"{order}i", data[:4])
+        if size in _HEADER_SIZES:
+            return _HEADER_SIZES[size]
+    return None
+
+
+def is_nifti(data: bytes) -> bool:
+    """Whether ``data`` (already gunzipped) starts like a NIfTI-1 or NIfTI-2 header."""
+    cls = _image_class(data)
+    magic_at = 344 if cls is nib.Nifti1Image else 4
+    return cls is not None and data[magic_at : magic_at + 3] in (b"n+1", b"n+2", b"ni1", b"ni2")
+
+
+def _parse(data: bytes, source: str, limits: Limits) -> nib.Nifti1Image:
+    cls = _image_class(data)
+    if cls is None:
+        raise InputError(f"{source}: not a NIfTI file; check that it is a .nii or .nii.gz volume.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            img = cls.from_bytes(data)
+            shape = img.shape
+    except Exception:  # nibabel raises many types on a bad header; the text is not ours to show
+        raise InputError(
+            f"{source}: the NIfTI header is invalid (a .hdr/.img pair is not supported); "
+            "save the volume as a single .nii or .nii.gz file."
+        ) from None
+    check_volume_size(shape, source, limits)
+    return img
+
+
+def _data(img: nib.Nifti1Image, source: str) -> np.ndarray:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            data = img.get_fdata(dtype=np.float32)
+    except MemoryError:
+        raise InputError(f"{source}: the volume is too large to load in memory.") from None
+    except Exception:  # short or corrupt voxel data
+        raise InputError(
+            f"{source}: the NIfTI voxel data is shorter than its header says (truncated file); "
+            "save the volume again."
+        ) from None
+    if not np.isfinite(data).all():
+        raise InputError(
+            f"{source}: the volume contains NaN or infinite values; replace them (for example "
+            "with 0) and save it again."
+        )
+    return data
+
+
+def load_nifti(
+    path: str | os.PathLike, *, limits: Limits = DEFAULT_LIMITS
+) -> tuple[np.ndarray, np.ndarray]:
+    """(voxels as float32 with scl_slope/inter applied, 4x4 voxel-to-world affine)."""
+    path = Path(path)
+    img = _parse(read_bounded(path, limits), path.name, limits)
+    return _data(img, path.name), np.asarray(img.affine, dtype=np.float64)
+
+
+def nifti_image(
+    data: bytes, source: str, *, all_frames: bool = False, limits: Limits = DEFAULT_LIMITS
+) -> Image:
+    """A 2D/3D NIfTI volume as axial slices (middle one, or all as (F, H, W)).
+
+    The volume is turned to the closest RAS orientation first (nibabel's ``io_orientation``),
+    then each axial slice is shown with anterior at the top and the patient's left on the left
+    (neurological convention).
+    """
+    img = _parse(data, source, limits)
+    if len(img.shape) > 3 and any(n > 1 for n in img.shape[3:]):
+        raise InputError(
+            f"{source}: this is a 4D series ({'x'.join(map(str, img.shape))}); "
+            "open it in the perfusion tools instead."
+        )
+    volume = _data(img, source).reshape((*img.shape, 1, 1)[:3])
+    ornt = nib.orientations.io_orientation(img.affine)
+    volume = nib.orientations.apply_orientation(volume, ornt)
+    zooms = np.ones(3)
+    zooms[ornt[:, 0].astype(int)] = (*img.header.get_zooms(), 1.0, 1.0)[:3]
+    cols, rows, depth = volume.shape
+    check_image_size(rows, cols, source, limits)
+    slices = np.transpose(volume, (2, 1, 0))[:, ::-1, :]  # (z, y from anterior, x)
+    header = {
+        "Format": "NIfTI",
+        "StoredDataType": img.header.get_data_dtype().name,
+        "Shape": list(volume.shape),
+        "VoxelSize": [round(float(z), 6) for z in zooms],
+    }
+    pixels = np.ascontiguousarray(slices if all_frames else slices[depth // 2])
+    return Image(pixels, (float(zooms[1]), float(zooms[0])), "OT", header, source, frames=depth)
