@@ -1,0 +1,112 @@
+"""CT intensities: Hounsfield units, the RSNA wrap-around fix, and display windows.
+
+A CT slice arrives from :mod:`workbench.io` already in HU (stored value × RescaleSlope +
+RescaleIntercept). Two things remain that are specific to CT and shared by the haemorrhage
+loader, task and tab:
+
+* some RSNA Intracranial Hemorrhage files store 12-bit unsigned values with an intercept near
+  zero instead of −1024, so air wraps round to +3096 "HU"; the competition's known fix
+  (:func:`fix_rsna_wrap`) undoes it;
+* windows (level/width in HU) map the HU range a reader cares about onto [0, 1]; the study fed
+  three of them to the network as the three colour channels.
+
+numpy only: like :mod:`workbench.io`, this module never imports torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from workbench.errors import InputError
+
+
+@dataclass(frozen=True)
+class Window:
+    """A display window: ``level`` (centre) and ``width`` in HU."""
+
+    level: float
+    width: float
+
+    @property
+    def low(self) -> float:
+        return self.level - self.width / 2
+
+    @property
+    def high(self) -> float:
+        return self.level + self.width / 2
+
+
+# The study's three channels plus the bone window a reader checks for fractures.
+WINDOWS: dict[str, Window] = {
+    "brain": Window(40, 80),
+    "subdural": Window(80, 200),
+    "soft_tissue": Window(40, 380),
+    "bone": Window(600, 2800),
+}
+DEFAULT_CHANNELS: tuple[str, ...] = ("brain", "subdural", "soft_tissue")
+
+
+def get_window(name: str) -> Window:
+    """A named window; an unknown name is the user's mistake."""
+    if name not in WINDOWS:
+        raise InputError(f"unknown CT window '{name}'; choose from: {', '.join(WINDOWS)}.")
+    return WINDOWS[name]
+
+
+def apply_window(hu: np.ndarray, window: Window) -> np.ndarray:
+    """HU → [0, 1] linearly between ``level ∓ width/2``, clipped outside.
+
+    This is the min/max form the RSNA kernels and the study used, not DICOM's VOI LUT formula
+    (which shifts by half a grey level); the network must see what it was trained on.
+    """
+    out = (np.asarray(hu, dtype=np.float32) - window.low) / window.width
+    return np.clip(out, 0.0, 1.0)
+
+
+def window_stack(hu: np.ndarray, names: Sequence[str] = DEFAULT_CHANNELS) -> np.ndarray:
+    """(H, W) HU → (H, W, len(names)) float32, one window per channel."""
+    return np.stack([apply_window(hu, get_window(n)) for n in names], axis=-1)
+
+
+# The wrap-around affects 12-bit unsigned files whose intercept is above this value.
+RSNA_WRAP_INTERCEPT = -100.0
+_WRAP_SHIFT = 1000
+_WRAP_MODULUS = 4096  # 2**12
+
+
+def needs_rsna_fix(header: Mapping[str, object]) -> bool:
+    """Whether a de-identified DICOM header describes one of the RSNA files whose values wrap:
+    12 stored bits, unsigned, RescaleIntercept > −100."""
+    try:
+        return (
+            int(header.get("BitsStored", 0)) == 12
+            and int(header.get("PixelRepresentation", 1)) == 0
+            and float(header.get("RescaleIntercept", RSNA_WRAP_INTERCEPT)) > RSNA_WRAP_INTERCEPT
+        )
+    except (TypeError, ValueError):
+        return False
+
+
+def fix_rsna_wrap(hu: np.ndarray, slope: float, intercept: float) -> np.ndarray:
+    """Undo the wrap-around of the affected RSNA files, on values already rescaled to "HU".
+
+    The competition's fix works on stored values: ``x = stored + 1000``, values ≥ 4096 lose
+    4096, and the intercept becomes −1000. Here the stored value is first recovered from
+    ``hu = stored × slope + intercept``.
+    """
+    stored = np.rint((np.asarray(hu, dtype=np.float64) - intercept) / slope)
+    shifted = stored + _WRAP_SHIFT
+    shifted[shifted >= _WRAP_MODULUS] -= _WRAP_MODULUS
+    return (shifted * slope - _WRAP_SHIFT).astype(np.float32)
+
+
+def hounsfield(pixels: np.ndarray, header: Mapping[str, object]) -> np.ndarray:
+    """HU of a CT slice read by :mod:`workbench.io`, with the RSNA fix where the header needs it."""
+    if not needs_rsna_fix(header):
+        return np.asarray(pixels, dtype=np.float32)
+    slope = float(header.get("RescaleSlope", 1.0))
+    intercept = float(header["RescaleIntercept"])
+    return fix_rsna_wrap(pixels, slope, intercept)
