@@ -30,6 +30,7 @@ import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.pixels import apply_modality_lut, get_decoder, pixel_array
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.valuerep import PersonName
 
 from workbench.errors import InputError
 from workbench.io.images import Image
@@ -326,18 +327,17 @@ REMOVED = "[removed]"
 
 
 def _identifier_tokens(ds: Dataset) -> list[str]:
-    """Identifier values of ``ds`` and their parts (name components), longest first."""
+    """Identifier values of ``ds``, plus the parts of person names, longest first."""
     tokens: set[str] = set()
     for keyword in IDENTIFYING_KEYWORDS:
         try:
-            value = ds.get(keyword)
+            values = _as_list(ds.get(keyword))
         except Exception:  # an unparseable identifier value: nothing to scrub with it
             continue
-        values = value if isinstance(value, (list, tuple, pydicom.multival.MultiValue)) else [value]
-        for v in values:
-            text = str(v or "").strip()
-            tokens.add(text)
-            tokens.update(re.split(r"[\^\s=,]+", text))
+        for value in values:
+            tokens.add(str(value or "").strip())
+            if isinstance(value, PersonName):  # "Doe^John" also appears as "John Doe"
+                tokens.update(re.split(r"[\^\s=,]+", str(value)))
     return sorted((t for t in tokens if len(t) >= 3), key=len, reverse=True)
 
 
