@@ -1,9 +1,12 @@
 """Shared fixtures. Real data lives beside the repository in ``../shared/data``; tests that need
 it skip with a reason when it is absent (a fresh clone elsewhere)."""
 
+import os
 from pathlib import Path
 
 import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may touch the network
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -103,6 +103,11 @@ def _how_to_get(task: str) -> str:
     )
 
 
+def _looks_like_path(name: str) -> bool:
+    """Hub ids are exactly ``org/name``; anything else with a separator is a local path."""
+    return Path(name).exists() or name.startswith((".", "/", "~")) or name.count("/") > 1
+
+
 def resolve(
     name: str | os.PathLike[str],
     *,
@@ -121,9 +126,11 @@ def resolve(
     local = weights_dir() / task
     if _is_folder(local):
         return local, f"local: weights/{task}"
-    ref = hub_ref(task)
-    if ref is None and "/" in task and not path.exists():
-        ref = HubRef(task, revision)
+    if _looks_like_path(task):
+        raise WeightsNotFoundError(
+            f"{task}: not a model folder (it needs config.json and model.safetensors)."
+        )
+    ref = hub_ref(task) or (HubRef(task, revision) if "/" in task else None)
     if ref is None:
         raise WeightsNotFoundError(_how_to_get(task))
     ref = HubRef(ref.repo_id, revision or ref.revision)

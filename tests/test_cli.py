@@ -1,0 +1,68 @@
+"""The CLI contract: JSON on success; on bad input one ``error:`` line, exit status 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "workbench", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def assert_one_error_line(proc: subprocess.CompletedProcess, pattern: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert pattern in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "pattern"),
+    [
+        (("predict", "no_such_task", "x.png"), "unknown task 'no_such_task'"),
+        (("predict", "tumor_seg", "does/not/exist.png"), "no such file"),
+        (("predict",), "required"),
+        (("frobnicate",), "invalid choice"),
+    ],
+)
+def test_usage_mistakes_give_one_line(args: tuple[str, ...], pattern: str) -> None:
+    assert_one_error_line(run_cli(*args), pattern)
+
+
+def test_inspect_a_text_file_gives_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "notes.dcm"
+    bad.write_text("this is not an image at all\n" * 20)
+    proc = run_cli("inspect", str(bad))
+    assert_one_error_line(proc, "notes.dcm")
+
+
+def test_inspect_prints_json_for_an_image(tmp_path: Path) -> None:
+    path = tmp_path / "slice.png"
+    PILImage.fromarray((np.arange(64 * 48).reshape(64, 48) % 256).astype(np.uint8)).save(path)
+    proc = run_cli("inspect", str(path))
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    assert "64" in json.dumps(info) and "48" in json.dumps(info)
+
+
+def test_predict_with_a_folder_that_is_not_a_model(tmp_path: Path) -> None:
+    path = tmp_path / "slice.png"
+    PILImage.fromarray(np.zeros((32, 32), np.uint8)).save(path)
+    proc = run_cli("predict", "tumor_seg", str(path), "--weights", str(tmp_path / "none"))
+    assert_one_error_line(proc, "not a model folder")
