@@ -35,7 +35,7 @@ def build() -> None:
         with gr.Column(scale=1):
             upload = gr.File(label="MR slice", file_types=UPLOAD_TYPES, type="filepath")
             run = gr.Button("Segment", variant="primary")
-            gr.Examples(examples(*EXAMPLES), inputs=upload, label="Examples (phantom slices)")
+            example_box = gr.Column()
         with gr.Column(scale=2):
             with gr.Row():
                 slice_view = gr.Image(label="Slice", type="numpy", interactive=False)
