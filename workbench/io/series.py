@@ -308,14 +308,27 @@ def _median_step(values: np.ndarray) -> float:
 
 
 def _affine(first: _Frame, slice_values: np.ndarray) -> np.ndarray:
-    """NIfTI (RAS) affine of the (column, row, slice) grid; ``first`` lies in the first slice."""
-    row_dir, col_dir = first.orientation[:3], first.orientation[3:]
-    normal = np.cross(row_dir, col_dir)
+    """NIfTI affine of the assembled grid; ``first`` lies in the first slice."""
+    normal = _normal(first)
     step = _median_step(slice_values) if len(slice_values) > 1 else 1.0
     origin = first.position if np.isfinite(first.position).all() else normal * slice_values[0]
+    return dicom_affine(first.orientation, origin, first.spacing, step)
+
+
+def dicom_affine(
+    orientation: np.ndarray, position: np.ndarray, pixel_spacing: tuple[float, float], step: float
+) -> np.ndarray:
+    """NIfTI (RAS) affine of a (column, row, slice) grid from DICOM geometry.
+
+    ``orientation``: ImageOrientationPatient; ``position``: ImagePositionPatient of the first
+    slice; ``pixel_spacing``: (between rows, between columns); ``step``: signed distance between
+    consecutive slices along the normal (row direction × column direction).
+    """
+    orientation = np.asarray(orientation, dtype=float)
+    row_dir, col_dir = orientation[:3], orientation[3:]
     lps = np.eye(4)
-    lps[:3, 0] = row_dir * first.spacing[1]  # along a row: the column index grows
-    lps[:3, 1] = col_dir * first.spacing[0]
-    lps[:3, 2] = normal * step
-    lps[:3, 3] = origin
+    lps[:3, 0] = row_dir * pixel_spacing[1]  # along a row: the column index grows
+    lps[:3, 1] = col_dir * pixel_spacing[0]
+    lps[:3, 2] = np.cross(row_dir, col_dir) * step
+    lps[:3, 3] = position
     return LPS_TO_RAS @ lps

@@ -35,6 +35,7 @@ class PerfusionConfig:
     oi_threshold: float = 0.035  # oSVD oscillation-index limit (Wu 2003)
     svd_threshold: float | None = None  # fixed truncation for sSVD/bSVD; None: the method's own
     mask_fraction: float = 0.10  # brain mask: mean signal above this fraction of the brightest
+    min_cbv_fraction: float = 0.25  # below this fraction of the median CBV: CSF, not tissue
     max_missing_fraction: float = 0.05
     te: float = 0.03  # s, used when the series does not say; CBF/CBV/Tmax do not depend on it
     hematocrit_large: float = 0.45
@@ -61,7 +62,7 @@ class PerfusionMaps:
     cbf: np.ndarray  # ml/100 g/min
     cbv: np.ndarray  # ml/100 g
     mtt: np.ndarray  # s
-    mask: np.ndarray  # bool brain mask
+    mask: np.ndarray  # bool: brain-mask voxels with tissue perfusion (CSF and bone left out)
     aif: np.ndarray  # (T,) ΔR2* of the arterial input, 1/s
     aif_voxels: np.ndarray  # (M, 3) z, y, x of the voxels averaged into the AIF
     times: np.ndarray  # (T,) s
@@ -120,6 +121,9 @@ def compute_maps(
     cbv_values = config.scale * 100.0 * conc.sum(axis=1) / aif.sum()
     with np.errstate(divide="ignore", invalid="ignore"):
         mtt_values = np.where(cbf_values > 0, 60.0 * cbv_values / cbf_values, 0.0)
+    # CSF, ventricles and bone carry no tracer: their "Tmax" is the argmax of noise.
+    perfused = cbv_values > config.min_cbv_fraction * np.median(cbv_values)
+    mask[mask] = perfused
 
     maps = {name: np.zeros(mask.shape, np.float32) for name in ("tmax", "cbf", "cbv", "mtt")}
     for name, values in (
@@ -128,11 +132,11 @@ def compute_maps(
         ("cbv", cbv_values),
         ("mtt", mtt_values),
     ):
-        maps[name][mask] = values
+        maps[name][mask] = values[perfused]
     summary = {
         "method": config.method,
         **hypoperfusion_volumes(maps["tmax"], mask, series.voxel_volume_ml, config.tmax_thresholds),
-        "brain_ml": round(float(mask.sum() * series.voxel_volume_ml), 1),
+        "tissue_ml": round(float(mask.sum() * series.voxel_volume_ml), 1),
         "aif_voxels": len(chosen),
         "bolus_arrival_s": round(float(series.times[arrival]), 2),
         "tr_s": round(float(series.tr), 4),
