@@ -138,6 +138,7 @@ def _pillow_errors(source: str) -> Iterator[None]:
     """
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Corrupt EXIF" etc.: stderr is not for the user
             warnings.simplefilter("error", PIL.Image.DecompressionBombWarning)
             yield
     except InputError:
