@@ -81,16 +81,7 @@ def deconvolve(
     matrix = aif_matrix(aif, dt, spec.circulant)
     u, s, vt = np.linalg.svd(matrix)
     length = matrix.shape[0]
-    if s[0] <= 0:
-        raise ValueError("the arterial input function is zero")
-    relative = s / s[0]
-    if spec.adaptive:
-        # Truncation levels: cumulative component counts at each distinct singular value (the
-        # circulant's values come in equal pairs, which must be kept or dropped together).
-        counts = np.flatnonzero(np.diff(np.append(relative, -1.0)) < -1e-9 * relative) + 1
-        levels = counts[relative[counts - 1] >= min_threshold]
-    else:
-        levels = np.array([int((relative >= (threshold or spec.threshold)).sum())])
+    levels = truncation_levels(s, spec, threshold, min_threshold)
     k_max = int(levels[-1])
     projector = (u[:, :k_max] / s[:k_max]).T.astype(np.float32)  # w = Uᵀc / s
     basis = vt[:k_max].T.astype(np.float32)  # (L, K): residue = basis @ w
@@ -123,8 +114,70 @@ def deconvolve(
 
     with threadpool_limits(1), ThreadPoolExecutor(max(1, workers)) as pool:
         list(pool.map(run, starts))
+    return Residue(peak=peak, delay=_delay(index, length, dt, spec), components=kept)
+
+
+def truncation_levels(
+    s: np.ndarray, spec: SVDMethod, threshold: float | None, min_threshold: float
+) -> np.ndarray:
+    """Component counts to try: one fixed level, or (oSVD) every distinct singular value.
+
+    The circulant's singular values come in equal pairs, which are kept or dropped together.
+    """
+    if s[0] <= 0:
+        raise ValueError("the arterial input function is zero")
+    relative = s / s[0]
+    if not spec.adaptive:
+        return np.array([int((relative >= (threshold or spec.threshold)).sum())])
+    counts = np.flatnonzero(np.diff(np.append(relative, -1.0)) < -1e-9 * relative) + 1
+    return counts[relative[counts - 1] >= min_threshold]
+
+
+def _delay(index: np.ndarray, length: int, dt: float, spec: SVDMethod) -> np.ndarray:
+    """Residue peak index → Tmax in seconds; circulant indices past half wrap to negative."""
     wrapped = np.where(spec.circulant & (index > length // 2), index - length, index)
-    return Residue(peak=peak, delay=(wrapped * dt).astype(np.float32), components=kept)
+    return (wrapped * dt).astype(np.float32)
+
+
+def deconvolve_loop(
+    curves: np.ndarray,
+    aif: np.ndarray,
+    dt: float,
+    method: str = "osvd",
+    *,
+    threshold: float | None = None,
+    oi_threshold: float = 0.035,
+    min_threshold: float = 0.005,
+) -> Residue:
+    """The textbook way, one voxel and one truncated pseudo-inverse at a time.
+
+    Same results as :func:`deconvolve` (up to float32 rounding); kept as the reference the
+    tests check the vectorised path against and the benchmark's baseline.
+    """
+    spec = METHODS[method]
+    matrix = aif_matrix(aif, dt, spec.circulant)
+    u, s, vt = np.linalg.svd(matrix)
+    length = matrix.shape[0]
+    levels = truncation_levels(s, spec, threshold, min_threshold)
+    peak, index, kept = [], [], []
+    for curve in np.asarray(curves, dtype=np.float64):
+        padded = np.zeros(length)
+        padded[: len(curve)] = curve
+        best = None
+        for count in levels:
+            residue = vt[:count].T @ ((u[:, :count].T @ padded) / s[:count])
+            top = residue.max()
+            oi = np.abs(np.diff(residue, 2)).sum() / (length * top) if top > 0 else np.inf
+            if best is None or (spec.adaptive and oi <= oi_threshold):
+                best = (residue, count)
+        peak.append(best[0].max())
+        index.append(best[0].argmax())
+        kept.append(best[1])
+    return Residue(
+        peak=np.array(peak, np.float32),
+        delay=_delay(np.array(index), length, dt, spec),
+        components=np.array(kept, np.int32),
+    )
 
 
 def _osvd_levels(

@@ -69,6 +69,16 @@ class PerfusionMaps:
     summary: dict = field(default_factory=dict)
 
 
+def blood_flow(residue_peak: np.ndarray, scale: float) -> np.ndarray:
+    """CBF in ml/100 g/min from the peak of CBF·R(t) in 1/s."""
+    return scale * 6000.0 * residue_peak
+
+
+def blood_volume(curves: np.ndarray, aif: np.ndarray, scale: float) -> np.ndarray:
+    """CBV in ml/100 g: the area of each tissue curve relative to the arterial one."""
+    return scale * 100.0 * curves.sum(axis=-1) / aif.sum()
+
+
 def hypoperfusion_volumes(
     tmax: np.ndarray, mask: np.ndarray, voxel_ml: float, thresholds: tuple[float, float]
 ) -> dict[str, float]:
@@ -117,8 +127,8 @@ def compute_maps(
         workers=config.workers,
         progress=lambda share: report(0.3 + 0.6 * share, f"deconvolving ({config.method})"),
     )
-    cbf_values = config.scale * residue.peak * 6000.0
-    cbv_values = config.scale * 100.0 * conc.sum(axis=1) / aif.sum()
+    cbf_values = blood_flow(residue.peak, config.scale)
+    cbv_values = blood_volume(conc, aif, config.scale)
     with np.errstate(divide="ignore", invalid="ignore"):
         mtt_values = np.where(cbf_values > 0, 60.0 * cbv_values / cbf_values, 0.0)
     # CSF, ventricles and bone carry no tracer: their "Tmax" is the argmax of noise.
