@@ -263,6 +263,20 @@ def test_rgb_dicom(tmp_path):
     assert pixels[0, 0].tolist() == [0, 200, 0]
 
 
+def test_palette_colour_dicom(tmp_path):
+    indices = np.zeros((8, 8), np.uint8)
+    indices[:, 4:] = 1
+    ds = make_dataset(indices, PhotometricInterpretation="PALETTE COLOR")
+    for colour, entries in (("Red", [0, 65535]), ("Green", [0, 0]), ("Blue", [0, 32768])):
+        setattr(ds, f"{colour}PaletteColorLookupTableDescriptor", [2, 0, 16])
+        lut = np.array(entries, "<u2").tobytes()
+        setattr(ds, f"{colour}PaletteColorLookupTableData", lut)
+    pixels = load_image(save(ds, tmp_path / "palette.dcm")).pixels
+    assert pixels.shape == (8, 8, 3)
+    assert pixels[0, 0].tolist() == [0, 0, 0]
+    assert pixels[0, 7].tolist() == [65535, 0, 32768]
+
+
 def test_no_preamble_no_file_meta_and_gzip(tmp_path):
     stored = np.arange(64, dtype=np.uint16).reshape(8, 8)
     ds = make_dataset(stored)

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.pixels import apply_modality_lut, get_decoder, pixel_array
+from pydicom.pixels import apply_color_lut, apply_modality_lut, get_decoder, pixel_array
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pydicom.valuerep import PersonName
 
@@ -223,6 +223,8 @@ def _to_physical(
     """Apply the modality LUT / rescale per frame and invert MONOCHROME1; float32 out."""
     if ds.get("SamplesPerPixel", 1) == 3:
         out = stored.astype(np.float32)  # colour: no modality LUT applies
+    elif ds.get("PhotometricInterpretation") == "PALETTE COLOR":
+        out = apply_color_lut(stored, ds).astype(np.float32)
     else:
         out = np.stack(
             [_physical_frame(frame, ds, i) for frame, i in zip(stored, indices, strict=True)]
