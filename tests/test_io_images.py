@@ -1,5 +1,7 @@
 """Picture files (PNG/JPEG/TIFF/WEBP/GIF) through workbench.io.load_image."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -160,3 +162,8 @@ def test_describe_a_picture(tmp_path):
         "value_range": [0.0, 49500.0],
         "header": {"Mode": "I;16"},
     }
+
+
+def test_io_never_imports_torch():
+    code = "import sys, workbench.io; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from workbench.io.archive import extract_zip
 from workbench.io.dicom import dicom_from_bytes, read_dicom
 from workbench.io.images import Image, read_picture
 from workbench.io.limits import DEFAULT_LIMITS, Limits, read_bounded
@@ -24,6 +25,7 @@ __all__ = [
     "Image",
     "Limits",
     "describe",
+    "extract_zip",
     "load_image",
     "load_nifti",
     "read_dicom",

@@ -96,21 +96,21 @@ def dicom_from_bytes(
     return Image(pixels, spacing, _modality(ds), header, source, frames=frames)
 
 
+NOT_DICOM = "not a readable DICOM file; check that it is a DICOM image."
+
+
 def parse(data: bytes, source: str) -> Dataset:
     """Parse DICOM bytes with or without preamble/file meta; InputError when it is not DICOM."""
-    with _failing_as(source, "not a readable DICOM file; check that it is a DICOM image."):
+    with _failing_as(source, NOT_DICOM):
         ds = pydicom.dcmread(io.BytesIO(data), force=True)
         if not any(k in ds for k in PIXEL_KEYWORDS):
-            # force=True "parses" any bytes; an image without pixels is not one we can use.
-            known = "SOPClassUID" in ds or "Modality" in ds or "Rows" in ds
-            raise InputError(
-                f"{source}: "
-                + (
-                    "this DICOM file holds no image (no Pixel Data); choose an image file."
-                    if known
-                    else "not a readable DICOM file; check that it is a DICOM image."
+            # force=True "parses" any bytes; tell a real image-less DICOM from noise.
+            if "SOPClassUID" in ds or "Modality" in ds or "Rows" in ds:
+                raise InputError(
+                    f"{source}: this DICOM file holds no image (no Pixel Data); "
+                    "choose an image file."
                 )
-            )
+            raise InputError(f"{source}: {NOT_DICOM}")
     return ds
 
 
