@@ -57,6 +57,11 @@ class Head:
     def tissue(self, *kinds: Tissue) -> np.ndarray:
         return np.isin(self.labels, kinds)
 
+    def slab(self, start: int, stop: int) -> Head:
+        """Slices ``start:stop`` only (landmarks shifted), to render a few slices cheaply."""
+        marks = {k: (z - start, r, c) for k, (z, r, c) in self.landmarks.items()}
+        return Head(self.labels[start:stop], self.spacing, self.intracranial[start:stop], marks)
+
 
 def smooth_field(
     rng: np.random.Generator, shape: tuple[int, ...], scale: tuple[float, ...]
@@ -205,7 +210,7 @@ class Subject:
             cortex=rng.uniform(2.5, 3.5),
             ventricles=rng.uniform(0.8, 1.2) + 1.3 * atrophy,
             sulcal_width=0.45 + 1.2 * atrophy,
-            sulcal_depth=rng.uniform(12.0, 18.0),
+            sulcal_depth=rng.uniform(18.0, 26.0),
         )
 
 
@@ -239,8 +244,8 @@ def make_head(
     # --- envelopes (signed depth, mm): head, supra-/infratentorial brain, brainstem
     o = sub.outer
     head = ellipsoid_depth(x, y, z, (0, 0, 0), (sub.lr + o, sub.ap + o, sub.up + o), down=150.0)
-    head += 2.0 * bumps
-    tent = -20.0 - 0.12 * y - 0.08 * np.abs(x)  # tentorium: high at the incisura, low behind
+    head += 1.0 * bumps
+    tent = -16.0 - 0.25 * y - 0.1 * np.abs(x)  # tentorium: high at the incisura, low behind
     infra_zone = np.minimum(tent - z, y - 0.05 * sub.ap)  # > 0 below the tentorium
     cerebrum = ellipsoid_depth(x, y, z, (0, 0, 0), (sub.lr, sub.ap, sub.up), down=34.0)
     temporal = np.maximum(
@@ -255,12 +260,15 @@ def make_head(
             for sx in (-1, 1)
         )
     )
-    supra = np.minimum(np.maximum(cerebrum, temporal), -infra_zone - 2.5) + 1.5 * bumps
-    cerebellum = np.minimum(
-        ellipsoid_depth(x, y, z, (0, 0.5 * sub.ap, -42.0), (0.72 * sub.lr, 0.38 * sub.ap, 22.0)),
-        infra_zone - 2.5,
+    above = np.maximum(
+        z - tent, 0.25 * sub.ap - y
+    )  # > 0 above the tentorium or before the midbrain
+    supra = np.minimum(np.maximum(cerebrum, temporal), above - 1.2) + 1.5 * bumps
+    cerebellum = ellipsoid_depth(
+        x, y, z, (0, 0.5 * sub.ap, -42.0), (0.72 * sub.lr, 0.38 * sub.ap, 22.0)
     )
-    cerebellum += 1.5 * bumps
+    uncut = np.maximum(cerebrum, cerebellum)  # the envelope without the tentorial gap
+    cerebellum = np.minimum(cerebellum, infra_zone - 1.2) + 1.5 * bumps
     stem = ellipsoid_depth(x, y, z, (0, 0.14 * sub.ap, -36.0), (13.0, 12.0, 36.0))
     brain_depth = np.maximum(np.maximum(supra, cerebellum), stem)
     brain = brain_depth > 0
@@ -269,11 +277,7 @@ def make_head(
     midline = x - 1.5 * smooth_field(rng, (nz, shape[1], 1), (40.0 / dz, 40.0 / vox[1], 1.0))
     fissure_floor = 18.0 - 140.0 * _sigmoid((np.abs(y + 0.02 * sub.ap) - 0.45 * sub.ap) / 3.0)
     fissure = (np.abs(midline) < 0.6 + 0.6 * sub.sulcal_width) & (z > fissure_floor)
-    sylvian = (
-        (np.abs(z - (-8.0 - 0.15 * y)) < 0.5 + sub.sulcal_width)
-        & (np.abs(x) > 0.5 * sub.lr)
-        & (y < 0.15 * sub.ap)
-    )
+    sylvian = _sylvian(x, y, z, sub)
     clefts = ((_sulci(rng, x, y, z, supra, sub) | fissure | sylvian) & (supra > 0)) | (
         _folia(fine, cerebellum) & (cerebellum > 0)
     )
@@ -293,7 +297,7 @@ def make_head(
     _add_skull_base(labels, intracranial, x, y, z, sub)
     labels[(head > 0) & (head < sub.scalp + 1.0 * thickness)] = Tissue.SCALP_FAT
     labels[head <= 0] = Tissue.BACKGROUND
-    _add_vessels(rng, labels, x, y, z, sub, tent, brain_depth, midline)
+    _add_vessels(rng, labels, x, y, z, sub, tent, brain_depth, uncut, midline)
 
     landmarks = {name: frame.to_voxel(*point) for name, point in _landmarks(sub).items()}
     return Head(
@@ -318,37 +322,45 @@ def _landmarks(sub: Subject) -> dict[str, tuple[float, float, float]]:
 
 
 def _sulci(rng, x, y, z, depth, sub: Subject) -> np.ndarray:
-    """Cerebral sulci: thin clefts running inwards from the surface, where a smooth field on
-    (height, angle round the head, depth) crosses zero. The depth axis lets them bend and
-    branch; each sulcus reaches its own depth."""
-    n_angle, step_z, step_d = 384, 2.5, 2.0
-    band = (depth > 0) & (depth < 30.0)
-    idx = np.nonzero(band)
-    zz = np.broadcast_to(z, depth.shape)[idx]
-    zmin = float(zz.min()) if zz.size else 0.0
-    grid = (int((float(zz.max(initial=0.0)) - zmin) / step_z) + 3, n_angle, 17)
-    f = ndimage.gaussian_filter(
-        rng.standard_normal(grid), (2.5, 2.2, 1.6), mode=("nearest", "wrap", "nearest")
+    """Cerebral sulci: clefts where a smooth 3D field, read at the point's projection on the
+    brain surface, crosses zero. The zero set draws gyri on the surface; projecting along rays
+    (with a slight slant, so they bend) carries them inwards to a depth that varies per sulcus.
+    Near the vertex the slices are tangential to the surface and show the gyral pattern."""
+    step = 2.0
+    lo = np.array([-sub.lr - 12.0, -sub.ap - 12.0, -60.0])
+    grid = tuple(
+        int(n) for n in np.ceil((np.array([sub.lr, sub.ap, sub.up]) + 12.0 - lo) / step) + 1
     )
+    f = ndimage.gaussian_filter(rng.standard_normal(grid).astype(np.float32), 1.0)
     f /= f.std()
-    reach = ndimage.gaussian_filter(
-        rng.standard_normal(grid[:2]), (2.0, 4.0), mode=("nearest", "wrap")
-    )
+    slope = np.sqrt(sum(g**2 for g in np.gradient(f, step)))
+    reach = ndimage.gaussian_filter(rng.standard_normal(grid).astype(np.float32), 4.0)
     reach = sub.sulcal_depth * (1.0 + 0.35 * reach / reach.std())
-    # distance (mm) to the zero set across the cleft: |f| / |∂f/∂s| along the surface
-    arc = 2 * np.pi * 0.5 * (sub.lr + sub.ap) / n_angle
-    slope = np.abs(np.gradient(f, axis=1)) / arc + np.abs(np.gradient(f, axis=2)) / step_d
-    ang = np.arctan2(
-        np.broadcast_to(y, depth.shape)[idx] / sub.ap, np.broadcast_to(x, depth.shape)[idx] / sub.lr
+
+    idx = np.nonzero((depth > 0) & (depth < 40.0))
+    p = np.stack([np.broadcast_to(c, depth.shape)[idx] for c in (x, y, z)])
+    d = depth[idx]
+    q = p * (1.0 + 0.8 * d / (np.linalg.norm(p, axis=0) + 1e-3))
+    coords = (q - lo[:, None]) / step
+    fv, sv, rv = (
+        ndimage.map_coordinates(g, coords, order=1, mode="nearest") for g in (f, slope, reach)
     )
-    coords = np.stack(
-        [(zz - zmin) / step_z, (ang + np.pi) / (2 * np.pi) * n_angle, depth[idx] / step_d]
-    )
-    fv = ndimage.map_coordinates(f, coords, order=1, mode="grid-wrap")
-    sv = ndimage.map_coordinates(slope, coords, order=1, mode="grid-wrap")
-    rv = ndimage.map_coordinates(reach, coords[:2], order=1, mode="grid-wrap")
     out = np.zeros(depth.shape, dtype=bool)
-    out[idx] = (np.abs(fv) / (sv + 1e-6) < sub.sulcal_width) & (depth[idx] < rv)
+    out[idx] = (np.abs(fv) / (sv + 1e-6) < sub.sulcal_width) & (d < np.minimum(rv, 28.0))
+    return out
+
+
+def _sylvian(x, y, z, sub: Subject) -> np.ndarray:
+    """The lateral (Sylvian) fissures: from the lateral surface back and in to the insula."""
+    out = np.zeros(z.shape, dtype=bool)
+    for side in (-1.0, 1.0):
+        a = np.array([side * 1.1 * sub.lr, -0.25 * sub.ap])
+        b = np.array([side * 0.45 * sub.lr, 0.05 * sub.ap])
+        t = np.clip(
+            ((x - a[0]) * (b - a)[0] + (y - a[1]) * (b - a)[1]) / np.sum((b - a) ** 2), 0, 1
+        )
+        dist = np.hypot(x - a[0] - t * (b - a)[0], y - a[1] - t * (b - a)[1])
+        out |= (dist < 0.8 + sub.sulcal_width) & (z > -24.0) & (z < -4.0 + 0.1 * y)
     return out
 
 
@@ -418,12 +430,12 @@ def _add_skull_base(labels, intracranial, x, y, z, sub: Subject) -> None:
     labels[bone & blobs(x, y, z, air)] = Tissue.BACKGROUND
 
 
-def _add_vessels(rng, labels, x, y, z, sub: Subject, tent, brain_depth, midline) -> None:
+def _add_vessels(rng, labels, x, y, z, sub: Subject, tent, brain_depth, uncut, midline) -> None:
     """Dural venous sinuses, choroid plexus, the large arteries and cortical vessels."""
     ap, lr = sub.ap, sub.lr
     shell = (brain_depth > -(sub.csf + 3.5)) & (brain_depth < 1.0)
     sss = shell & (np.abs(midline) < 3.2) & (z > tent + 2.0) & ((y > 0) | (z > -10.0))
-    transverse = shell & (np.abs(z - tent) < 3.0) & (y > 0.3 * ap)
+    transverse = (np.abs(uncut + sub.csf + 1.5) < 2.5) & (np.abs(z - tent) < 3.0) & (y > 0.3 * ap)
     straight = (
         (np.abs(midline) < 2.2)
         & (np.abs(z - tent - 1.0) < 2.5)
