@@ -26,7 +26,7 @@ SEED = 5
 @pytest.fixture(scope="module")
 def written(tmp_path_factory) -> tuple[Path, np.ndarray, np.ndarray, DscPatient]:
     """One tiny simulated patient on disk, and the arrays it was written from."""
-    folder = write_dsc(tmp_path_factory.mktemp("dsc"), n=1, seed=SEED, **SPEC)[0]
+    folder = write_dsc(tmp_path_factory.mktemp("dsc"), n=1, seed=SEED, **SPEC) / "patient_000"
     patient = simulate_dsc(np.random.default_rng([SEED, 0]), DscSpec(**SPEC))
     return folder, np.round(patient.signal), patient.affine, patient
 

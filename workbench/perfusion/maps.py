@@ -46,7 +46,9 @@ class PerfusionConfig:
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
-            raise ValueError(f"unknown method {self.method!r}; choose one of {sorted(METHODS)}")
+            raise InputError(
+                f"unknown perfusion method {self.method!r}; choose one of {', '.join(METHODS)}."
+            )
 
     @property
     def scale(self) -> float:

@@ -9,6 +9,7 @@ from time import perf_counter
 import nibabel as nib
 import numpy as np
 
+from workbench.errors import InputError
 from workbench.io.series import load_series
 from workbench.perfusion.maps import PerfusionConfig, PerfusionMaps, Progress, compute_maps
 
@@ -21,12 +22,16 @@ def run_perfusion(
     method: str = "osvd",
     progress: Progress | None = None,
     config: PerfusionConfig | None = None,
+    weights: str | None = None,
 ) -> dict:
     """Read a DSC series, write ``tmax/cbf/cbv/mtt.nii.gz`` into ``out_dir``, return the summary.
 
     The summary holds ``tmax_gt6_ml``, ``tmax_gt10_ml``, ``hir`` and ``seconds`` (whole run,
     reading included), among others. ``config`` overrides every option; ``method`` is a shortcut.
+    ``weights`` (a model folder or Hub repo) is for ``method="cnn"``.
     """
+    if method == "cnn" or weights is not None:
+        raise InputError("the CNN perfusion method is not available yet; use osvd, bsvd or ssvd.")
     start = perf_counter()
     series = load_series(path)
     config = config or PerfusionConfig(method=method)

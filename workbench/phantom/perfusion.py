@@ -232,11 +232,11 @@ def reference_tmax(patient: DscPatient) -> np.ndarray:
     return np.round(np.clip(tmax, 0.0, None), 1).astype(np.float32)
 
 
-def write_dsc(out: Path, n: int, seed: int, **kw) -> list[Path]:
-    """Write ``n`` simulated patients under ``out``; keyword arguments set :class:`DscSpec`."""
+def write_dsc(out: Path, n: int, seed: int = 0, **kw) -> Path:
+    """Write ``n`` simulated patients under ``out`` (returned); keyword arguments set
+    :class:`DscSpec`."""
     spec = DscSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in kw.items()})
     out = Path(out)
-    folders = []
     for index in range(n):
         rng = np.random.default_rng([seed, index])
         patient = simulate_dsc(rng, spec)
@@ -252,8 +252,7 @@ def write_dsc(out: Path, n: int, seed: int, **kw) -> list[Path]:
             )
             nib.save(image, folder / f"{name}.nii.gz")
         (folder / "params.json").write_text(json.dumps(patient.params, indent=2))
-        folders.append(folder)
-    return folders
+    return out
 
 
 @dataclass(frozen=True)

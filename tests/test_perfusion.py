@@ -1,0 +1,170 @@
+"""DSC perfusion physics against outside reference data and the simulator's ground truth."""
+
+import csv
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from workbench.perfusion import PerfusionConfig, compute_maps, deconvolve
+from workbench.perfusion.aif import select_aif
+from workbench.perfusion.deconvolution import deconvolve_loop
+from workbench.perfusion.maps import blood_flow, blood_volume, hypoperfusion_volumes
+from workbench.perfusion.pipeline import run_perfusion
+from workbench.perfusion.signal import bolus_arrival, clean, delta_r2
+from workbench.phantom.perfusion import DscSpec, simulate_dsc, write_dsc
+
+METHODS = ("ssvd", "bsvd", "osvd")
+NO_HAEMATOCRIT = PerfusionConfig(hematocrit_large=0.0, hematocrit_small=0.0, tissue_density=1.0)
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    return 2.0 * (a & b).sum() / (a.sum() + b.sum())
+
+
+@pytest.fixture(scope="module")
+def osipi(shared_data):
+    rows = list(csv.DictReader((shared_data / "perfusion" / "osipi_dsc_data.csv").open()))
+    tissue = np.array([np.array(r["C_tis"].split(), float) for r in rows])
+    aif = np.array(rows[0]["C_aif"].split(), float)
+    truth = {key: np.array([float(r[key]) for r in rows]) for key in ("cbf", "cbv")}
+    return tissue, aif, float(rows[0]["tr"]), truth
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_osipi_curves_within_osipi_tolerances(osipi, method):
+    """OSIPI's own test: CBF within 15 + 10%, CBV within 1 + 10% (no haematocrit factors)."""
+    tissue, aif, tr, truth = osipi
+    residue = deconvolve(tissue, aif, tr, method)
+    cbf = blood_flow(residue.peak, NO_HAEMATOCRIT.scale)
+    cbv = blood_volume(tissue, aif, NO_HAEMATOCRIT.scale)
+    np.testing.assert_allclose(cbf, truth["cbf"], atol=15, rtol=0.1)
+    np.testing.assert_allclose(cbv, truth["cbv"], atol=1, rtol=0.1)
+    # No delay in these curves: Tmax is the truncation's positive bias only, a few samples at
+    # most (largest for the lowest flows), never wrapped to a negative delay.
+    assert np.all((residue.delay >= 0) & (residue.delay <= 3 * tr))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_vectorised_deconvolution_equals_the_per_voxel_loop(osipi, method):
+    tissue, aif, tr, _ = osipi
+    noisy = tissue + np.random.default_rng(0).normal(0, 0.004, tissue.shape)
+    fast, slow = deconvolve(noisy, aif, tr, method), deconvolve_loop(noisy, aif, tr, method)
+    np.testing.assert_array_equal(fast.components, slow.components)
+    np.testing.assert_array_equal(fast.delay, slow.delay)
+    np.testing.assert_allclose(fast.peak, slow.peak, rtol=1e-4)
+
+
+def test_osvd_keeps_fewer_components_for_noisier_curves(osipi):
+    tissue, aif, tr, _ = osipi
+    rng = np.random.default_rng(1)
+    quiet = deconvolve(tissue + rng.normal(0, 0.001, tissue.shape), aif, tr, "osvd")
+    loud = deconvolve(tissue + rng.normal(0, 0.01, tissue.shape), aif, tr, "osvd")
+    assert np.all(loud.components <= quiet.components)
+    assert loud.components.mean() < quiet.components.mean()
+
+
+def _bezier(folder, name: str) -> np.ndarray:
+    signal = np.asarray(nib.load(folder / name).dataobj, dtype=np.float32)  # 10 x 10 x 1 x 161
+    return signal.transpose(2, 1, 0, 3)
+
+
+def test_tmax_follows_the_imposed_delay(shared_data):
+    """Bezier-curve reference signals, SNR 20: arterial input delayed by 1, 3 and 6 s."""
+    folder = shared_data / "perfusion" / "bezier_delay"
+    tr, te = 1.243, 0.029  # the header's time step is wrong (README)
+    aif_signal = np.asarray(nib.load(folder / "aif.nii").dataobj, np.float32).reshape(1, 1, 1, -1)
+    arrival = bolus_arrival(aif_signal.ravel())
+    aif = delta_r2(aif_signal, np.ones((1, 1, 1), bool), arrival, te)[0]
+    name = "St_disp_0_exponential_lvl_high_delay_{}_lvl_{}_resfunc_gamma_dist_lambda_1_cbf_40.nii"
+    files = {0: name.format(0, "high"), 1: name.format(1, "low"), 3: name.format(1, "medium")}
+    files[6] = name.format(1, "high")
+    mean_tmax = {}
+    for delay, file in files.items():
+        signal = _bezier(folder, file)
+        mask = np.ones(signal.shape[:3], bool)
+        curves = delta_r2(signal, mask, bolus_arrival(signal.mean(axis=(0, 1, 2))), te)
+        mean_tmax[delay] = deconvolve(curves, aif, tr, "osvd").delay.mean()
+    shifts = {delay: mean_tmax[delay] - mean_tmax[0] for delay in (1, 3, 6)}
+    for delay, shift in shifts.items():
+        assert shift == pytest.approx(delay, abs=0.75), shifts
+
+
+def test_aif_selection_lands_on_the_arterial_voxels(shared_data):
+    """OSIPI's AIF-selection demo: the 5 right-hand columns hold the early, arterial curves."""
+    path = shared_data / "perfusion" / "osipi_aif_selection" / "test_concentration.nii"
+    conc = np.asarray(nib.load(path).dataobj)[:, :, 0]  # 25 x 25 x 40
+    arterial = np.zeros(conc.shape[:2], bool)
+    arterial[:, 20:] = True
+    assert np.argmax(conc[arterial], axis=1).mean() < np.argmax(conc[~arterial], axis=1).min()
+    chosen = select_aif(conc.reshape(-1, conc.shape[-1]))
+    assert len(chosen) >= 1
+    assert arterial.ravel()[chosen].all()
+
+
+@pytest.fixture(scope="module")
+def stroke_patient():
+    patient = simulate_dsc(np.random.default_rng(0), DscSpec())
+    return patient, compute_maps(patient.series(), PerfusionConfig(method="osvd"))
+
+
+def test_simulated_stroke_tmax_above_6s_matches_the_truth(stroke_patient):
+    patient, maps = stroke_patient
+    tissue = patient.tissue
+    assert patient.territory.sum() > 200
+    assert dice((maps.tmax > 6) & tissue, (patient.truth_tmax > 6) & tissue) >= 0.92
+    assert patient.arteries[tuple(maps.aif_voxels.T)].all()  # the AIF came from arteries
+
+
+def test_simulated_tmax_follows_imposed_delays_with_unit_slope():
+    """Same tissue everywhere except the delay (no dispersion, no flow drop): the SVD's bias
+    is then a constant offset and Tmax must rise one for one with the delay."""
+    spec = DscSpec(dispersion=(0.0, 0.0), flow_drop=(1.0, 1.0))
+    patient = simulate_dsc(np.random.default_rng(1), spec)
+    maps = compute_maps(patient.series(), PerfusionConfig(method="osvd"))
+    tissue = patient.tissue & maps.mask
+    slope, offset = np.polyfit(patient.truth_tmax[tissue], maps.tmax[tissue], 1)
+    assert slope == pytest.approx(1.0, abs=0.1)
+    assert 0.0 < offset < 2.5 * spec.tr  # the known positive bias of truncated SVD
+
+
+def test_hypoperfusion_volumes_by_hand():
+    tmax = np.zeros((2, 3, 3), np.float32)
+    tmax[0, :2, :2] = 8.0  # 4 voxels above 6 s, not above 10 s
+    tmax[1, 0, :3] = 12.0  # 3 voxels above both
+    mask = np.ones_like(tmax, bool)
+    mask[1, 0, 0] = False
+    volumes = hypoperfusion_volumes(tmax, mask, voxel_ml=0.5, thresholds=(6.0, 10.0))
+    assert volumes == {"tmax_gt6_ml": 3.0, "tmax_gt10_ml": 1.0, "hir": pytest.approx(1 / 3, 1e-3)}
+
+
+def test_missing_frames_are_bridged_in_time():
+    data = np.ones((2, 4, 4, 10), np.float32) * np.arange(10, dtype=np.float32) + 1
+    data[1, ..., 4] = 0.0
+    data[0, 0, 0, 3] = np.nan
+    with pytest.warns(UserWarning, match="1 empty frames"):
+        fixed = clean(data)
+    np.testing.assert_allclose(fixed[1, ..., 4], 5.0)
+    assert fixed[0, 0, 0, 3] == 0.0
+
+
+def test_bolus_arrival_of_a_clean_drop():
+    curve = np.full(40, 100.0)
+    curve[15:25] = [90, 70, 50, 40, 45, 60, 75, 85, 92, 97]
+    assert bolus_arrival(curve) == 15
+
+
+def test_run_perfusion_writes_maps_with_the_series_affine(tmp_path):
+    folder = write_dsc(tmp_path / "data", n=1, seed=3) / "patient_000"
+    summary = run_perfusion(folder / "dsc", tmp_path / "out")
+    for name in ("tmax", "cbf", "cbv", "mtt"):
+        image = nib.load(tmp_path / "out" / f"{name}.nii.gz")
+        np.testing.assert_allclose(image.affine, nib.load(folder / "truth_tmax.nii.gz").affine)
+    tmax = np.asarray(nib.load(tmp_path / "out" / "tmax.nii.gz").dataobj)
+    voxel_ml = abs(np.linalg.det(image.affine[:3, :3])) / 1000
+    assert summary["tmax_gt6_ml"] == pytest.approx((tmax > 6).sum() * voxel_ml, abs=0.01)
+    assert summary["tmax_gt10_ml"] <= summary["tmax_gt6_ml"]
+    truth = np.asarray(nib.load(folder / "truth_tmax.nii.gz").dataobj)
+    assert dice(tmax > 6, truth > 6) > 0.8
+    assert json.dumps(summary) and summary["seconds"] > 0
