@@ -68,15 +68,20 @@ def smooth_field(
 ) -> np.ndarray:
     """Zero-mean, unit-std Gaussian random field with correlation length ``scale`` (voxels).
 
-    White noise on a coarse grid, linearly upsampled, then Gaussian-smoothed over one coarse
-    step: the field a full-resolution filter would give, at a fraction of the cost.
+    White noise on a grid of half the correlation length, interpolated with Gaussian weights
+    one axis at a time (a matrix product each): the field that filtering full-resolution noise
+    would give, at a fraction of the cost of ``ndimage.gaussian_filter`` or spline zooms.
     """
-    step = [max(1.0, s / 2.0) for s in scale]
-    coarse = [max(2, int(np.ceil(n / st)) + 1) for n, st in zip(shape, step, strict=True)]
-    noise = rng.standard_normal(coarse).astype(np.float32)
-    fine = ndimage.zoom(noise, [n / c for n, c in zip(shape, coarse, strict=True)], order=1)
-    fine = ndimage.gaussian_filter(fine, [st / 2.0 if st > 1 else 0.0 for st in step], truncate=2.5)
-    return (fine - fine.mean()) / (fine.std() + 1e-8)
+    field = rng.standard_normal(
+        [max(2, int(np.ceil(n / max(1.0, s / 2.0))) + 1) for n, s in zip(shape, scale, strict=True)]
+    ).astype(np.float32)
+    for axis, n in enumerate(shape):
+        c = field.shape[axis]
+        pos = np.linspace(0.0, c - 1.0, n, dtype=np.float32)[:, None]
+        weights = np.exp(-0.5 * (pos - np.arange(c, dtype=np.float32)) ** 2)
+        weights /= weights.sum(axis=1, keepdims=True)
+        field = np.moveaxis(np.tensordot(weights, field, axes=(1, axis)), 0, axis)
+    return (field - field.mean()) / (field.std() + 1e-8)
 
 
 @dataclass(frozen=True)

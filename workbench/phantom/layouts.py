@@ -16,8 +16,11 @@ from workbench.phantom.head import Head, make_head
 from workbench.phantom.mr import mr_images
 from workbench.phantom.tumor import Tumor, make_tumor
 
-# a stack tall enough to reach the sella, the cerebellopontine angles and the fourth ventricle
-FULL_STACK = {"shape": (30, 256, 256), "spacing": (4.5, 0.9, 0.9)}
+
+def full_stack(rng: np.random.Generator, size: int = 256) -> Head:
+    """A head on a stack tall enough to reach the sella, the cerebellopontine angles and the
+    fourth ventricle, ``size`` pixels square over a 230 mm field of view."""
+    return make_head(rng, (30, size, size), (4.5, 230.0 / size, 230.0 / size))
 
 
 def _subjects(seed: int, n: int) -> Iterator[np.random.Generator]:
@@ -53,7 +56,26 @@ def _render_slice(
 
 # --- LGG segmentation, Buda et al. (kaggle_3m) -------------------------------------------------
 
-LGG_COLUMNS = ["Patient", "RNASeqCluster", "MethylationCluster", "miRNACluster", "CNCluster", "RPPACluster", "OncosignCluster", "COCCluster", "histological_type", "neoplasm_histologic_grade", "tumor_tissue_site", "laterality", "tumor_location", "gender", "age_at_initial_pathologic", "race", "ethnicity", "death01"]
+LGG_COLUMNS = (
+    "Patient",
+    "RNASeqCluster",
+    "MethylationCluster",
+    "miRNACluster",
+    "CNCluster",
+    "RPPACluster",
+    "OncosignCluster",
+    "COCCluster",
+    "histological_type",
+    "neoplasm_histologic_grade",
+    "tumor_tissue_site",
+    "laterality",
+    "tumor_location",
+    "gender",
+    "age_at_initial_pathologic",
+    "race",
+    "ethnicity",
+    "death01",
+)
 LGG_KINDS = ("astrocytoma", "oligodendroglioma", "glioma")
 
 
@@ -113,12 +135,12 @@ def write_kaggle_3m(out: Path, n: int, seed: int = 0, slices: tuple[int, int] = 
 CONTRAST_CLASSES = {"T1 pre": "T1", "T1 post": "T1C", "T2": "T2", "T2 FLAIR post": "FLAIRC"}
 
 
-def write_contrast(out: Path, n: int, seed: int = 0) -> Path:
+def write_contrast(out: Path, n: int, seed: int = 0, size: int = 256) -> Path:
     """``out/<class>/<subject>.png`` for the study's four classes, one random slice per subject
     and class; half the subjects have a tumour."""
     root = Path(out)
     for i, rng in enumerate(_subjects(seed, n)):
-        head = make_head(rng, **FULL_STACK)
+        head = full_stack(rng, size)
         tumor = make_tumor(head, rng) if rng.random() < 0.5 else None
         candidates = _slices_with(head.brain_mask, 0.3)
         for name, sequence in CONTRAST_CLASSES.items():
@@ -139,14 +161,16 @@ def _tumor_slice(head: Head, tumor: Tumor | None, rng: np.random.Generator) -> i
     return int(rng.choice(_slices_with(mask, 0.4 if tumor is not None else 0.5)))
 
 
-def write_tumor_detect(out: Path, n: int, seed: int = 0, test_fraction: float = 0.25) -> Path:
+def write_tumor_detect(
+    out: Path, n: int, seed: int = 0, test_fraction: float = 0.25, size: int = 256
+) -> Path:
     """``out/{Training,Testing}/{glioma,meningioma,notumor,pituitary}/{Tr,Te}-<xx>_<i>.jpg``:
     ``n`` subjects per class, one slice each (T1C, T1 or T2), split by subject."""
     root = Path(out)
-    n_test = int(round(n * test_fraction))
+    n_test = round(n * test_fraction)
     for c, (name, prefix) in enumerate(DETECT_CLASSES.items()):
         for i, rng in enumerate(_subjects(seed * 10 + c, n)):
-            head = make_head(rng, **FULL_STACK)
+            head = full_stack(rng, size)
             tumor = None if name == "notumor" else make_tumor(head, rng, name)
             sequence = str(rng.choice(["T1C", "T1C", "T1", "T2"]))
             image = _render_slice(head, tumor, _tumor_slice(head, tumor, rng), [sequence], rng)[
@@ -155,8 +179,8 @@ def write_tumor_detect(out: Path, n: int, seed: int = 0, test_fraction: float = 
             split, tag = ("Testing", "Te") if i < n_test else ("Training", "Tr")
             folder = root / split / name
             folder.mkdir(parents=True, exist_ok=True)
-            size = int(rng.choice([224, 256, 320]))
-            rgb = Image.fromarray(image).convert("RGB").resize((size, size), Image.BILINEAR)
+            side = int(rng.choice([224, 256, 320]))
+            rgb = Image.fromarray(image).convert("RGB").resize((side, side), Image.BILINEAR)
             rgb.save(folder / f"{tag}-{prefix}_{i:04d}.jpg", quality=90)
     return root
 
@@ -194,14 +218,14 @@ def tumor44_classes() -> list[str]:
     )
 
 
-def write_tumor44(out: Path, n: int, seed: int = 0) -> Path:
+def write_tumor44(out: Path, n: int, seed: int = 0, size: int = 256) -> Path:
     """``out/<Type> <contrast>/<name>.<ext>``: ``n`` subjects per type, each giving one slice
     through the tumour per contrast; mixed sizes and formats as the real collection."""
     root = Path(out)
     for t, (folder, kind) in enumerate(TUMOR44_TYPES.items()):
         contrasts = {c: s for c, s in TUMOR44_CONTRASTS.items() if kind or c != "T1C+"}
         for i, rng in enumerate(_subjects(seed * 100 + t, n)):
-            head = make_head(rng, **FULL_STACK)
+            head = full_stack(rng, size)
             tumor = make_tumor(head, rng, kind) if kind else None
             k = _tumor_slice(head, tumor, rng)
             images = _render_slice(head, tumor, k, list(contrasts.values()), rng)

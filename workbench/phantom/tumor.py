@@ -23,6 +23,8 @@ from workbench.errors import InputError
 from workbench.phantom.head import Head, Tissue, smooth_field
 from workbench.phantom.mr import Relaxation
 
+_NECROTIC = Relaxation(2500.0, 400.0, 0.9)  # necrotic fluid and debris
+
 
 @dataclass(frozen=True)
 class TumorLook:
@@ -33,7 +35,7 @@ class TumorLook:
     core: Relaxation
     enhancement: float = 0.0  # gadolinium in the core (mM)
     necrosis: float = 0.0  # relative radius of the necrotic or cystic centre (0: solid)
-    cavity: Relaxation = Relaxation(2500.0, 400.0, 0.9)  # what fills the necrosis: necrotic fluid
+    cavity: Relaxation = _NECROTIC  # what fills the necrosis
     eccentric: float = 0.0  # shift of the centre cavity (a cyst with a mural nodule)
     bubbles: float = 0.0  # fraction of small cysts through the core ("soap bubbles")
     calcified: float = 0.0  # fraction of calcified specks
@@ -209,6 +211,21 @@ def _site_dural(head: Head, rng: np.random.Generator, radius: float) -> np.ndarr
     return point + 0.5 * radius * inward / (np.linalg.norm(inward) + 1e-6) / np.array(head.spacing)
 
 
+# where each kind may grow: gliomas and other intra-axial tumours in the parenchyma, tumours of
+# the ventricles and cisterns in the brain including its fluid spaces
+_PARENCHYMA = (Tissue.GREY, Tissue.WHITE)
+_BRAIN = (Tissue.GREY, Tissue.WHITE, Tissue.CSF, Tissue.VENTRICLE, Tissue.VESSEL)
+_ROOM = {
+    site: (lambda labels, t=tissues: np.isin(labels, t))
+    for site, tissues in {
+        "white": _PARENCHYMA,
+        "cortex": _PARENCHYMA,
+        **dict.fromkeys(
+            ("fourth_ventricle", "vermis", "pineal", "foramen_monro", "atrium"), _BRAIN
+        ),
+    }.items()
+}
+
 SITES = {
     "white": _site_in_tissue(Tissue.WHITE, 6.0),
     "cortex": _site_in_tissue(Tissue.GREY, 3.0),
@@ -241,7 +258,7 @@ def _lesion(
     rho = np.sqrt(sum((o / a) ** 2 for o, a in zip(offset, axes, strict=True)))
     rough = smooth_field(rng, shape, tuple(np.maximum(radius / 1.5 / sp, 1.0)))
     whole = rho < 1.0 + look.lobulation * rough
-    whole &= head.intracranial[box]
+    whole &= head.intracranial[box] if look.extra_axial else _ROOM[look.site](head.labels[box])
     necrosis = np.zeros(shape, dtype=bool)
     if look.necrosis:
         shift = look.eccentric * rng.normal(size=3)
