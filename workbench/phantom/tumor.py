@@ -240,6 +240,14 @@ SITES = {
 }
 
 
+def _largest_part(mask: np.ndarray) -> np.ndarray:
+    """The largest connected piece: clipping to the room it may grow in can cut off lobes."""
+    parts, n = ndimage.label(mask, np.ones((3, 3, 3), bool))
+    if n <= 1:
+        return mask
+    return parts == 1 + int(np.argmax(np.bincount(parts.ravel())[1:]))
+
+
 def _lesion(
     head: Head, rng: np.random.Generator, look: TumorLook, centre: np.ndarray, radius: float
 ):
@@ -259,6 +267,7 @@ def _lesion(
     rough = smooth_field(rng, shape, tuple(np.maximum(radius / 1.5 / sp, 1.0)))
     whole = rho < 1.0 + look.lobulation * rough
     whole &= head.intracranial[box] if look.extra_axial else _ROOM[look.site](head.labels[box])
+    whole = _largest_part(whole)
     necrosis = np.zeros(shape, dtype=bool)
     if look.necrosis:
         shift = look.eccentric * rng.normal(size=3)
@@ -288,6 +297,9 @@ def _lesion(
         )
         white = head.labels[box] == Tissue.WHITE
         oedema = white & ~whole & (ndimage.distance_transform_edt(~whole, sampling=sp) < reach)
+        # keep only oedema connected to the tumour (white matter can pinch it off)
+        parts, _ = ndimage.label(oedema | whole, np.ones((3, 3, 3), bool))
+        oedema &= np.isin(parts, np.unique(parts[whole]))
     return box, core, necrosis, calcification, oedema
 
 
