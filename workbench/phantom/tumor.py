@@ -211,20 +211,23 @@ def _site_dural(head: Head, rng: np.random.Generator, radius: float) -> np.ndarr
     return point + 0.5 * radius * inward / (np.linalg.norm(inward) + 1e-6) / np.array(head.spacing)
 
 
-# where each kind may grow: gliomas and other intra-axial tumours in the parenchyma, tumours of
-# the ventricles and cisterns in the brain including its fluid spaces
-_PARENCHYMA = (Tissue.GREY, Tissue.WHITE)
-_BRAIN = (Tissue.GREY, Tissue.WHITE, Tissue.CSF, Tissue.VENTRICLE, Tissue.VESSEL)
-_ROOM = {
-    site: (lambda labels, t=tissues: np.isin(labels, t))
-    for site, tissues in {
-        "white": _PARENCHYMA,
-        "cortex": _PARENCHYMA,
-        **dict.fromkeys(
-            ("fourth_ventricle", "vermis", "pineal", "foramen_monro", "atrium"), _BRAIN
-        ),
-    }.items()
-}
+def _room(head: Head, box: tuple[slice, ...], look: TumorLook) -> np.ndarray:
+    """Where a tumour may grow: extra-axial ones anywhere inside the skull; intra-axial ones in
+    the brain, effacing its sulci and (for intraventricular kinds) filling the ventricles, but
+    at least ~3 mm inside the inner table."""
+    if look.extra_axial:
+        return head.intracranial[box]
+    allowed = [Tissue.GREY, Tissue.WHITE, Tissue.CSF, Tissue.VESSEL]
+    if look.site in _INTRAVENTRICULAR:
+        allowed.append(Tissue.VENTRICLE)
+    steps = max(1, round(3.0 / head.spacing[1]))
+    inner = ndimage.binary_erosion(
+        head.intracranial[box], np.ones((1, 3, 3), bool), steps, border_value=1
+    )
+    return inner & np.isin(head.labels[box], allowed)
+
+
+_INTRAVENTRICULAR = {"fourth_ventricle", "vermis", "pineal", "foramen_monro", "atrium"}
 
 SITES = {
     "white": _site_in_tissue(Tissue.WHITE, 6.0),
@@ -266,7 +269,7 @@ def _lesion(
     rho = np.sqrt(sum((o / a) ** 2 for o, a in zip(offset, axes, strict=True)))
     rough = smooth_field(rng, shape, tuple(np.maximum(radius / 1.5 / sp, 1.0)))
     whole = rho < 1.0 + look.lobulation * rough
-    whole &= head.intracranial[box] if look.extra_axial else _ROOM[look.site](head.labels[box])
+    whole &= _room(head, box, look)
     whole = _largest_part(whole)
     necrosis = np.zeros(shape, dtype=bool)
     if look.necrosis:
