@@ -21,7 +21,6 @@ def select_aif(
     roughness_quantile: float = 0.75,
     n_clusters: int = 5,
     rounds: int = 2,
-    seed: int = 0,
 ) -> np.ndarray:
     """Indices (into the rows of ``curves``, (N, T) ΔR2*) of the voxels that form the AIF."""
     curves = np.asarray(curves, dtype=np.float64)
@@ -40,7 +39,11 @@ def select_aif(
     for _ in range(rounds):
         if len(candidates) < 2 * n_clusters:
             break
-        k_means = KMeans(n_clusters=n_clusters, n_init=3, random_state=seed).fit(shapes)
+        # Start from the means of equal groups ordered by first moment (as the OSIPI
+        # implementation does): deterministic, and k-means converges in a few steps.
+        groups = np.array_split(np.argsort(shapes @ times), n_clusters)
+        start = np.stack([shapes[group].mean(axis=0) for group in groups])
+        k_means = KMeans(n_clusters=n_clusters, init=start, n_init=1, max_iter=100).fit(shapes)
         earliest = int(np.argmin(k_means.cluster_centers_ @ times))
         keep = k_means.labels_ == earliest
         candidates, shapes = candidates[keep], shapes[keep]

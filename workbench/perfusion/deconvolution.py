@@ -24,7 +24,8 @@ import numpy as np
 from scipy.linalg import circulant, toeplitz
 from threadpoolctl import threadpool_limits
 
-CHUNK = 4096  # voxels per block: keeps a level's (L, CHUNK) float32 arrays in cache
+CHUNK = 1024  # voxels per block: keeps a level's (L, CHUNK) float32 arrays in cache
+PATIENCE = 8  # oSVD: levels in a row above the OI threshold before a voxel stops
 
 
 @dataclass(frozen=True)
@@ -69,13 +70,16 @@ def deconvolve(
     threshold: float | None = None,
     oi_threshold: float = 0.035,
     min_threshold: float = 0.005,
+    patience: int = PATIENCE,
     workers: int = 2,
     progress: Callable[[float], None] | None = None,
 ) -> Residue:
     """Deconvolve ``curves`` (N, T) by ``aif`` (T,) sampled every ``dt`` seconds.
 
-    ``threshold`` overrides the method's fixed truncation; oSVD searches truncation levels from
-    the largest singular value down to ``min_threshold`` of it.
+    ``threshold`` overrides the method's fixed truncation. oSVD walks the truncation levels from
+    the largest singular value down to ``min_threshold`` of it, and keeps for each voxel the
+    last level with OI ≤ ``oi_threshold``; a voxel stops after ``patience`` levels in a row
+    above it (smaller singular components only add oscillation).
     """
     spec = METHODS[method]
     matrix = aif_matrix(aif, dt, spec.circulant)
@@ -85,7 +89,8 @@ def deconvolve(
     k_max = int(levels[-1])
     projector = (u[:, :k_max] / s[:k_max]).T.astype(np.float32)  # w = Uᵀc / s
     basis = vt[:k_max].T.astype(np.float32)  # (L, K): residue = basis @ w
-    curvature = np.diff(basis, 2, axis=0)  # second difference of each basis vector
+    # each basis vector and its second difference: one product per level updates both
+    stacked = np.concatenate([basis, np.diff(basis, 2, axis=0)])
 
     curves = np.asarray(curves, dtype=np.float32)
     n, n_t = curves.shape
@@ -98,7 +103,11 @@ def deconvolve(
     def run(start: int) -> None:
         block = curves[start : start + CHUNK].T  # (T, n): zero padding to L is implicit
         weights = projector[:, :n_t] @ block
-        k = _osvd_levels(weights, basis, curvature, levels, oi_threshold) if spec.adaptive else None
+        k = (
+            _osvd_levels(weights, stacked, levels, oi_threshold, patience)
+            if spec.adaptive
+            else None
+        )
         if k is None:
             k = np.full(block.shape[1], k_max, np.int32)
             residue = basis @ weights
@@ -148,6 +157,7 @@ def deconvolve_loop(
     threshold: float | None = None,
     oi_threshold: float = 0.035,
     min_threshold: float = 0.005,
+    patience: int = PATIENCE,
 ) -> Residue:
     """The textbook way, one voxel and one truncated pseudo-inverse at a time.
 
@@ -163,13 +173,16 @@ def deconvolve_loop(
     for curve in np.asarray(curves, dtype=np.float64):
         padded = np.zeros(length)
         padded[: len(curve)] = curve
-        best = None
+        best, misses = None, 0
         for count in levels:
             residue = vt[:count].T @ ((u[:, :count].T @ padded) / s[:count])
             top = residue.max()
             oi = np.abs(np.diff(residue, 2)).sum() / (length * top) if top > 0 else np.inf
             if best is None or (spec.adaptive and oi <= oi_threshold):
                 best = (residue, count)
+            misses = 0 if oi <= oi_threshold else misses + 1
+            if misses >= patience:
+                break
         peak.append(best[0].max())
         index.append(best[0].argmax())
         kept.append(best[1])
@@ -182,26 +195,28 @@ def deconvolve_loop(
 
 def _osvd_levels(
     weights: np.ndarray,
-    basis: np.ndarray,
-    curvature: np.ndarray,
+    stacked: np.ndarray,
     levels: np.ndarray,
     oi_threshold: float,
+    patience: int,
 ) -> np.ndarray:
-    """Per voxel, the most components whose residue has OI ≤ the threshold (else the fewest)."""
-    length = basis.shape[0]
+    """Per voxel, the component count of the last level whose residue has OI ≤ the threshold
+    (the first level when none has)."""
+    length = (stacked.shape[0] + 2) // 2
     n = weights.shape[1]
-    residue = np.zeros((length, n), np.float32)
-    second = np.zeros((length - 2, n), np.float32)
-    scratch = np.empty_like(second)
+    running = np.zeros((stacked.shape[0], n), np.float32)  # residue, then its 2nd difference
+    scratch = np.empty((length - 2, n), np.float32)
     chosen = np.full(n, levels[0], np.int32)
+    misses = np.zeros(n, np.int32)  # levels in a row above the threshold
     previous = 0
     for count in levels:
-        block = weights[previous:count]
-        residue += basis[:, previous:count] @ block  # add this level's rank-one terms
-        second += curvature[:, previous:count] @ block
+        running += stacked[:, previous:count] @ weights[previous:count]  # rank-one terms
         previous = count
-        roughness = np.abs(second, out=scratch).sum(axis=0)
-        top = residue.max(axis=0)
-        calm = (roughness <= oi_threshold * length * top) & (top > 0)
+        top = running[:length].max(axis=0)
+        roughness = np.abs(running[length:], out=scratch).sum(axis=0)
+        calm = (roughness <= oi_threshold * length * top) & (top > 0) & (misses < patience)
         chosen[calm] = count
+        misses = np.where(calm, 0, misses + 1)
+        if misses.min() >= patience:
+            break
     return chosen
