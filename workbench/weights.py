@@ -80,11 +80,23 @@ class ModelBundle:
         return card.read_text() if card.is_file() else ""
 
 
-def save_pretrained(model: nn.Module, config: dict[str, Any], out_dir: Path, card: str) -> Path:
-    """Write a model folder; ``config["model"]`` must rebuild ``model`` through ``build_model``."""
+def save_pretrained(
+    model: nn.Module,
+    config: dict[str, Any],
+    out_dir: Path,
+    card: str,
+    dtype: torch.dtype | None = None,
+) -> Path:
+    """Write a model folder; ``config["model"]`` must rebuild ``model`` through ``build_model``.
+
+    ``dtype`` (e.g. ``torch.float16``) stores the floating-point tensors smaller; loading casts
+    them back, since ``load_state_dict`` copies into the model's own (float32) tensors.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
     save_file(state, str(out_dir / WEIGHTS_NAME), metadata={"format": "pt"})
     (out_dir / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=False) + "\n")
     (out_dir / CARD_NAME).write_text(card)
@@ -159,14 +171,20 @@ def default_device() -> torch.device:
 def load_folder(folder: Path, source: str, device: torch.device | None = None) -> ModelBundle:
     """Build the model named in ``config.json`` and load ``model.safetensors`` strictly."""
     config = json.loads((folder / CONFIG_NAME).read_text())
-    spec = config["model"]
-    args = dict(spec.get("args", {}))
-    if "pretrained" in args:  # the trained weights follow; never fetch ImageNet ones first
-        args["pretrained"] = False
-    model = build_model({**spec, "args": args})
+    model = build_model(_without_pretrained(config["model"]))
     model.load_state_dict(load_file(str(folder / WEIGHTS_NAME)), strict=True)
     device = device or default_device()
     return ModelBundle(model.to(device).eval(), config, folder, source, device)
+
+
+def _without_pretrained(spec: Any) -> Any:
+    """The spec with every ``pretrained`` flag (ensemble members too) off: the trained weights
+    follow, so ImageNet ones must never be fetched first."""
+    if isinstance(spec, dict):
+        return {k: False if k == "pretrained" else _without_pretrained(v) for k, v in spec.items()}
+    if isinstance(spec, list):
+        return [_without_pretrained(v) for v in spec]
+    return spec
 
 
 _CACHE: dict[tuple[str, str | None], ModelBundle] = {}

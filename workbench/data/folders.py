@@ -1,0 +1,325 @@
+"""Folder-per-class image datasets (the Kaggle layouts), decoded once and cached as uint8.
+
+A dataset is ``root/<class folder>/<image>``. A *label map* (a registry entry) says which class a
+folder name stands for, so the 44-class data trains the contrast model through its folder suffix
+and a site's own folders train the same script unchanged. The LGG ``kaggle_3m`` layout (slices
+with masks) is read too, labelled by whether the mask is empty.
+
+Images are decoded and resized once into a uint8 tensor in memory and augmented as tensors:
+decoding JPEGs every epoch would cost the two CPU cores more than the training step itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components
+from sklearn.model_selection import StratifiedGroupKFold
+from torch.utils.data import Dataset
+from torchvision.transforms import v2
+from tqdm.auto import tqdm
+
+from workbench.data.lgg import read_mask, scan_kaggle_3m
+from workbench.errors import InputError
+from workbench.io import load_image
+from workbench.tasks.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess, to_tensor
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".dcm"})
+
+# The 44-class dataset's folders are "<tumour type> <contrast>" ("Astrocitoma T1C+", "_NORMAL T2").
+CONTRASTS_44 = ("T1", "T1C+", "T2")
+NORMAL_44 = "_NORMAL"
+
+
+def split_44_label(folder: str) -> tuple[str, str | None]:
+    """``"Astrocitoma T1C+"`` → ``("Astrocitoma", "T1C+")``; a name without a known contrast
+    suffix keeps its whole name as type and ``None`` as contrast."""
+    head, _, tail = folder.rpartition(" ")
+    return (head, tail) if head and tail in CONTRASTS_44 else (folder, None)
+
+
+def tumour_type_of(folder: str) -> str:
+    """Tumour type of a 44-class folder name; the dataset's ``_NORMAL`` reads ``normal``."""
+    kind = split_44_label(folder)[0]
+    return "normal" if kind == NORMAL_44 else kind
+
+
+@dataclass(frozen=True)
+class LabelMap:
+    """How a dataset's layout names classes.
+
+    ``folder`` maps a class folder's name to its label (raising ``InputError`` for a folder it does
+    not know); ``mask`` gives the (empty, non-empty) labels when the task also accepts the LGG
+    ``kaggle_3m`` layout of slices with tumour masks.
+    """
+
+    folder: Callable[[str], str]
+    mask: tuple[str, str] | None = None
+
+
+def _contrast(folder: str) -> str:
+    """44-class names give their suffix (T1 / T1C+ / T2); a site's own folders ("T1 pre",
+    "T1 post", "T2 FLAIR post") are classes as they are."""
+    return split_44_label(folder)[1] or folder
+
+
+TUMOR_FOLDERS = {
+    "glioma": "tumor",
+    "meningioma": "tumor",
+    "pituitary": "tumor",
+    "tumor": "tumor",
+    "notumor": "no_tumor",
+    "no_tumor": "no_tumor",
+}
+
+
+def _tumor(folder: str) -> str:
+    try:
+        return TUMOR_FOLDERS[folder.lower()]
+    except KeyError:
+        raise InputError(
+            f"class folder {folder!r} is not a tumour-detection class; name folders "
+            f"{', '.join(sorted(TUMOR_FOLDERS))}."
+        ) from None
+
+
+LABEL_MAPS: dict[str, LabelMap] = {
+    "folder": LabelMap(folder=lambda name: name),
+    "contrast": LabelMap(folder=_contrast),
+    "tumor_detect": LabelMap(folder=_tumor, mask=("no_tumor", "tumor")),
+}
+
+
+def get_label_map(name: str) -> LabelMap:
+    if name not in LABEL_MAPS:
+        raise InputError(f"unknown label map {name!r}; use one of {sorted(LABEL_MAPS)}.")
+    return LABEL_MAPS[name]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image file, its class, and the group it must share a split with ("" if none)."""
+
+    path: Path
+    label: str
+    group: str = ""
+
+
+def _is_kaggle_3m(root: Path) -> bool:
+    return (root / "kaggle_3m").is_dir() or any(root.glob("*/*_mask.tif"))
+
+
+def scan_class_folders(root: Path, label_map: LabelMap) -> list[Sample]:
+    """Every image under ``root/<class>/`` (any depth), in a stable order."""
+    samples = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        label = label_map.folder(folder.name)
+        files = sorted(
+            p
+            for p in folder.rglob("*")
+            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+        )
+        samples += [Sample(p, label) for p in files]
+    return samples
+
+
+def scan_kaggle_3m_labels(root: Path, labels: tuple[str, str]) -> list[Sample]:
+    """LGG slices labelled by their mask (empty → ``labels[0]``), grouped by patient."""
+    return [
+        Sample(r.image, labels[int(read_mask(r.mask).any())], r.patient)
+        for r in scan_kaggle_3m(root)
+    ]
+
+
+def scan_dataset(root: Path, label_map: LabelMap) -> list[Sample]:
+    """The samples of a folder-per-class dataset, or of a ``kaggle_3m`` one if the task takes it."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"{root} is not a folder; give the folder holding one folder per class.")
+    if _is_kaggle_3m(root):
+        if label_map.mask is None:
+            raise InputError(
+                f"{root} is a kaggle_3m segmentation layout; this task needs class folders."
+            )
+        samples = scan_kaggle_3m_labels(root, label_map.mask)
+    else:
+        samples = scan_class_folders(root, label_map)
+    if len({s.label for s in samples}) < 2:
+        raise InputError(
+            f"found {len(samples)} images in fewer than two classes under {root}; put each class's "
+            f"images ({', '.join(sorted(IMAGE_SUFFIXES))}) in a folder named after it."
+        )
+    return samples
+
+
+def dhash_bits(images: torch.Tensor, size: int = 16) -> np.ndarray:
+    """Difference hash of each image: ``size``² bits, 1 where grey brightens to the right.
+
+    Written by hand (the ``imagehash`` package computes the same dHash) because it is two tensor
+    lines on the already decoded cache, for all images at once, with no PIL round trip per file.
+    At 16×16 the 256 bits tell apart different slices of similar-looking brains, which the usual
+    8×8 hash does not (most brain slices share one 64-bit silhouette).
+    """
+    grey = images.float().mean(dim=1, keepdim=True)
+    small = F.interpolate(grey, size=(size, size + 1), mode="area")[:, 0]
+    return (small[:, :, 1:] > small[:, :, :-1]).flatten(1).numpy()
+
+
+def near_duplicate_groups(
+    bits: np.ndarray, max_distance: int, same_group: Sequence[str] | None = None
+) -> np.ndarray:
+    """Group id per image: images within ``max_distance`` hash bits of each other are linked, so
+    are images sharing a non-empty ``same_group`` entry (a patient); groups are the connected
+    components, so a chain of near-duplicates stays together."""
+    b = bits.astype(np.float32)
+    hamming = b @ (1 - b).T + (1 - b) @ b.T  # exact small integers in float32
+    rows, cols = np.nonzero(np.triu(hamming <= max_distance, k=1))
+    if same_group is not None:
+        index: dict[str, int] = {}
+        for i, key in enumerate(same_group):
+            if key:
+                first = index.setdefault(key, i)
+                rows, cols = np.append(rows, first), np.append(cols, i)
+    n = len(bits)
+    graph = sparse.coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
+
+
+def stratified_group_split(
+    labels: Sequence[str], groups: np.ndarray, fractions: Sequence[float], seed: int = 0
+) -> list[np.ndarray]:
+    """Index arrays, one per fraction (e.g. ``(0.7, 0.15, 0.15)``), stratified by label, with
+    every group inside one part.
+
+    Parts after the first are peeled off the remainder one by one with scikit-learn's
+    ``StratifiedGroupKFold`` (one fold of ``round(remaining / fraction)``).
+    """
+    y = np.asarray(labels)
+    remaining = np.arange(len(y))
+    left = float(sum(fractions))
+    parts: list[np.ndarray] = []
+    for fraction in reversed(fractions[1:]):
+        folds = max(2, round(left / fraction))
+        sgkf = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+        keep, held = next(sgkf.split(remaining, y[remaining], groups[remaining]))
+        parts.insert(0, remaining[held])
+        remaining, left = remaining[keep], left - fraction
+    return [remaining, *parts]
+
+
+AUGMENTS: dict[str, Callable[[], v2.Transform | None]] = {
+    "none": lambda: None,
+    # brains are not left-right symmetric in every study's eyes (the contrast study used no flips)
+    "affine": lambda: v2.Compose(
+        [
+            v2.RandomAffine(degrees=10, translate=(0.05, 0.05), scale=(0.9, 1.1)),
+            v2.ColorJitter(brightness=0.2, contrast=0.2),
+        ]
+    ),
+    # the detection study's rotation, flips and shifts
+    "affine_flip": lambda: v2.Compose(
+        [
+            v2.RandomHorizontalFlip(),
+            v2.RandomVerticalFlip(),
+            v2.RandomAffine(degrees=15, translate=(0.1, 0.1), scale=(0.9, 1.1)),
+            v2.ColorJitter(brightness=0.2, contrast=0.2),
+        ]
+    ),
+}
+
+
+def get_augment(name: str) -> v2.Transform | None:
+    if name not in AUGMENTS:
+        raise InputError(f"unknown augmentation {name!r}; use one of {sorted(AUGMENTS)}.")
+    return AUGMENTS[name]()
+
+
+def decode(path: Path, prep: Preprocess) -> torch.Tensor:
+    """One file → (C, H, W) uint8 at ``prep.size``: :func:`to_tensor` without its normalisation,
+    so the cache matches what an upload goes through, to 1/255."""
+    t = to_tensor(load_image(path).pixels, replace(prep, imagenet_norm=False))
+    return (t * 255).round().clamp(0, 255).to(torch.uint8)
+
+
+class FolderImages(Dataset):
+    """Decoded images (uint8, shared by every :meth:`view`) and integer targets.
+
+    ``images`` holds the whole dataset; a view selects rows through ``index`` without copying.
+    """
+
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        classes: Sequence[str],
+        prep: Preprocess,
+        cache_dir: Path | str | None = None,
+        progress: bool = True,
+    ) -> None:
+        self.samples = list(samples)
+        self.classes = list(classes)
+        self.prep = prep
+        index = {c: i for i, c in enumerate(self.classes)}
+        self.targets = torch.tensor([index[s.label] for s in self.samples])
+        self.images = self._decode_all(cache_dir, progress)
+        self.index = torch.arange(len(self.samples))
+        self.augment: v2.Transform | None = None
+
+    def _decode_all(self, cache_dir: Path | str | None, progress: bool) -> torch.Tensor:
+        """Decode every file, or read the cache of an earlier run with the same files and size
+        (keyed by paths, sizes, modification times and preprocessing)."""
+        cache = None
+        if cache_dir:
+            key = json.dumps(
+                [self.prep.to_dict()]
+                + [
+                    [str(s.path), s.path.stat().st_size, s.path.stat().st_mtime]
+                    for s in self.samples
+                ]
+            )
+            cache = Path(cache_dir) / f"{hashlib.sha1(key.encode()).hexdigest()}.safetensors"
+            if cache.is_file():
+                return load_file(str(cache))["images"]
+        images = torch.stack(
+            [
+                decode(s.path, self.prep)
+                for s in tqdm(self.samples, desc="decode", disable=not progress)
+            ]
+        )
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            save_file({"images": images}, str(cache))
+        return images
+
+    def view(self, indices: Sequence[int], augment: str = "none") -> FolderImages:
+        """The images at ``indices`` (sharing the cache), optionally augmented."""
+        sub = object.__new__(FolderImages)
+        sub.index = self.index[torch.as_tensor(np.asarray(indices, dtype=np.int64))]
+        sub.samples = [self.samples[i] for i in sub.index.tolist()]
+        sub.classes, sub.prep, sub.images = self.classes, self.prep, self.images
+        sub.targets = self.targets[sub.index]
+        sub.augment = get_augment(augment)
+        return sub
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.images[self.index[i]]
+        if self.augment is not None:
+            x = self.augment(x)
+        x = x.float() / 255
+        if self.prep.imagenet_norm:
+            c = self.prep.channels
+            x = (x - torch.tensor(IMAGENET_MEAN[:c]).view(-1, 1, 1)) / torch.tensor(
+                IMAGENET_STD[:c]
+            ).view(-1, 1, 1)
+        return x, self.targets[i]

@@ -1,0 +1,297 @@
+"""Training recipe shared by the image classifiers (MR contrast, tumour detection, 44 classes).
+
+What differs between the tasks is data (:mod:`workbench.recipes.classifier_tasks`): the label
+map, the study's recipe and the CPU recipe the shipped weights were trained with. One path does
+the rest: scan the class folders, decode once, split stratified with near-duplicates kept on one
+side, train one timm model per ``--arch`` entry (several make an ensemble, as in the detection
+study), save one model folder, evaluate it as reloaded from that folder, and write the card.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.metrics import f1_score
+from torch import nn
+from torch.utils.data import WeightedRandomSampler
+
+from workbench.data.folders import (
+    FolderImages,
+    Sample,
+    dhash_bits,
+    get_label_map,
+    near_duplicate_groups,
+    scan_dataset,
+    stratified_group_split,
+)
+from workbench.errors import InputError
+from workbench.models import Ensemble, build_model
+from workbench.recipes.classifier_tasks import CLASSIFIER_TASKS, ClassifierOptions, ClassifierTask
+from workbench.scripts import add_dataclass_args, dataclass_from_args, finish, train_parser
+from workbench.tasks.preprocess import Preprocess
+from workbench.training import TrainConfig, fit, predict_loader
+from workbench.weights import CONFIG_NAME, load_folder, save_pretrained
+
+SPLIT_NAMES = ("train", "val", "test")
+
+
+def member_spec(arch: str, opts: ClassifierOptions, num_classes: int, pretrained: bool) -> dict:
+    """The ``timm_classifier`` spec of one model; ``--dropout`` sits before the last linear
+    layer, inside the dense head when there is one, else as timm's ``drop_rate``."""
+    hidden = opts.head_hidden
+    return {
+        "name": "timm_classifier",
+        "args": {
+            "backbone": arch,
+            "num_classes": num_classes,
+            "in_chans": 3,
+            "pretrained": pretrained,
+            "head_hidden": hidden,
+            "dropout": opts.dropout if hidden else 0.0,
+            "drop_rate": 0.0 if hidden else opts.dropout,
+            "freeze_up_to": opts.freeze_up_to or None,
+        },
+    }
+
+
+def model_spec(opts: ClassifierOptions, num_classes: int) -> dict:
+    """The saved model's spec: one classifier, or the ensemble of all ``--arch`` entries.
+
+    ``pretrained`` is stored as False: the trained weights follow in the folder, and an ensemble's
+    members must not fetch ImageNet weights on load.
+    """
+    members = [member_spec(a, opts, num_classes, pretrained=False) for a in opts.archs]
+    if len(members) == 1:
+        return members[0]
+    return {"name": "ensemble", "args": {"members": members, "voting": opts.voting}}
+
+
+@dataclass
+class PreparedData:
+    """The decoded dataset and its split (index arrays into ``data``)."""
+
+    data: FolderImages
+    splits: dict[str, np.ndarray]
+    groups: np.ndarray
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        return {
+            name: dict(sorted(Counter(self.data.samples[i].label for i in idx).items()))
+            for name, idx in self.splits.items()
+        }
+
+
+def _subsample(samples: list[Sample], per_class: int, seed: int) -> list[Sample]:
+    """At most ``per_class`` samples of each class (quick runs), chosen at random but stably."""
+    if not per_class:
+        return samples
+    by_class: dict[str, list[Sample]] = {}
+    for s in samples:
+        by_class.setdefault(s.label, []).append(s)
+    rng = random.Random(seed)
+    return sorted(
+        (s for group in by_class.values() for s in rng.sample(group, min(per_class, len(group)))),
+        key=lambda s: (s.label, str(s.path)),
+    )
+
+
+def prepare(
+    data_dir: Path, task: ClassifierTask, opts: ClassifierOptions, seed: int, progress: bool = True
+) -> PreparedData:
+    """Scan, decode once, and split ``train``/``val`` (/``test``) by near-duplicate group."""
+    samples = _subsample(
+        scan_dataset(data_dir, get_label_map(task.label_map)), opts.max_per_class, seed
+    )
+    classes = sorted({s.label for s in samples})
+    prep = Preprocess(size=(opts.size, opts.size), channels=3, imagenet_norm=True)
+    data = FolderImages(samples, classes, prep, cache_dir=opts.cache_dir or None, progress=progress)
+    groups = near_duplicate_groups(
+        dhash_bits(data.images), opts.dup_distance, [s.group for s in samples]
+    )
+    fractions = [1 - opts.val_fraction - opts.test_fraction, opts.val_fraction]
+    if opts.test_fraction:
+        fractions.append(opts.test_fraction)
+    parts = stratified_group_split([s.label for s in samples], groups, fractions, seed)
+    return PreparedData(data, dict(zip(SPLIT_NAMES, parts, strict=False)), groups)
+
+
+def loss_for(opts: ClassifierOptions, targets: torch.Tensor, num_classes: int) -> nn.Module:
+    """Cross-entropy, with inverse-frequency class weights if asked (``--class-weighting``)."""
+    weight = None
+    if opts.class_weighting:
+        counts = torch.bincount(targets, minlength=num_classes).clamp(min=1).float()
+        weight = counts.sum() / (num_classes * counts)
+    return nn.CrossEntropyLoss(weight=weight, label_smoothing=opts.label_smoothing)
+
+
+def balanced_sampler(targets: torch.Tensor) -> WeightedRandomSampler:
+    """Each class drawn equally often (``--balanced-sampler``), one epoch = one pass in size."""
+    counts = torch.bincount(targets).float()
+    return WeightedRandomSampler(1.0 / counts[targets], num_samples=len(targets), replacement=True)
+
+
+def val_scores(outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+    pred = outputs.argmax(dim=-1)
+    return {
+        "val_accuracy": float((pred == targets).float().mean()),
+        "val_macro_f1": float(f1_score(targets, pred, average="macro", zero_division=0)),
+    }
+
+
+def train_member(
+    arch: str,
+    prepared: PreparedData,
+    opts: ClassifierOptions,
+    cfg: TrainConfig,
+    run_dir: Path,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Fit one classifier; a finished run (``done.json``) is reloaded instead when resuming."""
+    data, classes = prepared.data, prepared.data.classes
+    model = build_model(member_spec(arch, opts, len(classes), pretrained=opts.pretrained))
+    done = run_dir / "done.json"
+    if cfg.resume and done.is_file():
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(str(run_dir / "best.safetensors")))
+        return model.eval(), json.loads(done.read_text())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    train_view = data.view(prepared.splits["train"], augment=opts.augment)
+    start = time.perf_counter()
+    result = fit(
+        model,
+        train_view,
+        data.view(prepared.splits["val"]),
+        loss_for(opts, train_view.targets, len(classes)),
+        cfg,
+        metrics_fn=val_scores,
+        out_dir=run_dir,
+        sampler=balanced_sampler(train_view.targets) if opts.balanced_sampler else None,
+        desc=arch,
+    )
+    info = {
+        "arch": arch,
+        "best_epoch": result.best_epoch,
+        "epochs_run": len(result.history),
+        cfg.monitor: result.best_score,
+        "minutes": (time.perf_counter() - start) / 60,
+    }
+    prior = json.loads(done.read_text()) if done.is_file() else {}
+    info["minutes"] += prior.get("minutes", 0.0) if cfg.resume else 0.0
+    done.write_text(json.dumps(info, indent=1))
+    return result.model, info
+
+
+def train(
+    data_dir: Path,
+    out: Path,
+    task: ClassifierTask,
+    opts: ClassifierOptions,
+    cfg: TrainConfig,
+    data_note: str = "",
+    preset: str = "study",
+) -> dict[str, Any]:
+    """Train every ``--arch`` model, save one model folder to ``out``, and report on it."""
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    start = time.perf_counter()
+    prepared = prepare(data_dir, task, opts, cfg.seed, progress=cfg.progress)
+    print(json.dumps({"split": prepared.counts()["val"], "groups": len(set(prepared.groups))}))
+    work = Path(opts.work_dir) if opts.work_dir else out / "runs"
+    models, members = [], []
+    for arch in opts.archs:
+        model, info = train_member(arch, prepared, opts, cfg, work / arch)
+        models.append(model)
+        members.append(info)
+        print(json.dumps(info))
+    model = models[0] if len(models) == 1 else Ensemble(models, opts.voting)
+    config = {
+        "task": task.name,
+        "title": task.model_title(opts),
+        "model": model_spec(opts, len(prepared.data.classes)),
+        "labels": prepared.data.classes,
+        "preprocess": prepared.data.prep.to_dict(),
+        "training": {
+            "data": data_dir.name,
+            "data_description": task.data_description(data_dir, len(prepared.data)),
+            "images": len(prepared.data),
+            "split_counts": {k: len(v) for k, v in prepared.splits.items()},
+            "near_duplicate_groups": len(set(prepared.groups.tolist())),
+            "members": members,
+            "minutes": (time.perf_counter() - start) / 60,
+            "recipe": asdict(cfg),
+            "options": asdict(opts),
+            "preset": preset,
+            "initialised_from": "ImageNet" if opts.pretrained else "random",
+            "data_note": data_note,
+        },
+    }
+    save_pretrained(model, config, out, "", dtype=torch.float16)
+    return report(out, prepared, task)
+
+
+def evaluate(model: nn.Module, view: FolderImages, batch_size: int = 64) -> torch.Tensor:
+    """Class probabilities ``(N, M, C)`` of each of the ``M`` models (``M = 1`` alone)."""
+    loader = torch.utils.data.DataLoader(view, batch_size=batch_size)
+    logits, _ = predict_loader(model, loader)
+    return (logits if logits.ndim == 3 else logits[:, None]).softmax(dim=-1)
+
+
+def report(out: Path, prepared: PreparedData, task: ClassifierTask) -> dict[str, Any]:
+    """Evaluate the model folder as saved (float16 weights included) on the held-out split and
+    write metrics, pictures and the card into it."""
+    from workbench.recipes.classifier_report import write_report
+
+    bundle = load_folder(out, f"local: {out}", torch.device("cpu"))
+    held = "test" if "test" in prepared.splits else "val"
+    view = prepared.data.view(prepared.splits[held])
+    probs = evaluate(bundle.model, view)
+    return write_report(out, bundle.config, probs, view, held, prepared.counts(), task)
+
+
+def parse(task: ClassifierTask, argv: list[str] | None) -> argparse.Namespace:
+    """Flags with the ``--preset``'s defaults: ``study`` (the paper's recipe) or ``cpu`` (the
+    recipe the shipped weights were trained with on two CPU cores)."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--preset", choices=sorted(task.presets), default="study")
+    known, _ = pre.parse_known_args(argv)
+    opts, cfg = task.presets[known.preset]
+    parser = train_parser(f"{task.title}. {task.study}", cfg)
+    parser.add_argument(
+        "--preset",
+        choices=sorted(task.presets),
+        default="study",
+        help="recipe the defaults come from: 'study' (the paper) or 'cpu' (the shipped weights)",
+    )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="re-evaluate the model folder in --out on the same split and rewrite its card",
+    )
+    add_dataclass_args(parser, ClassifierOptions, opts)
+    return parser.parse_args(argv)
+
+
+def main(task_name: str, argv: list[str] | None = None) -> dict[str, Any]:
+    task = CLASSIFIER_TASKS[task_name]
+    args = parse(task, argv)
+    opts, cfg = dataclass_from_args(ClassifierOptions, args), dataclass_from_args(TrainConfig, args)
+    if args.report_only:
+        if not (args.out / CONFIG_NAME).is_file():
+            raise InputError(f"{args.out} holds no model folder to report on; train first.")
+        saved = json.loads((args.out / CONFIG_NAME).read_text())["training"]
+        opts = ClassifierOptions(**saved["options"])
+        prepared = prepare(args.data, task, opts, saved["recipe"]["seed"], progress=cfg.progress)
+        result = report(args.out, prepared, task)
+    else:
+        result = train(args.data, args.out, task, opts, cfg, args.data_note, args.preset)
+    finish(args.out, args, result)
+    return result

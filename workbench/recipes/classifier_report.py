@@ -1,0 +1,305 @@
+"""What a trained classifier's folder says about itself: metrics, pictures and the model card.
+
+Scores come from the model *as saved* (reloaded from its folder, float16 storage included) on
+the held-out split, per ensemble member and for the ensemble's vote.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from workbench.cards import CardInfo, markdown_table, render_card
+from workbench.data.folders import FolderImages
+from workbench.metrics import classification_summary
+from workbench.models import ensemble_vote
+from workbench.recipes.classifier_tasks import ClassifierTask
+from workbench.weights import CONFIG_NAME
+
+DATA_NOTE = (
+    "The training images are public re-uploads of a Kaggle dataset; the re-uploaders state no "
+    "licence, so these weights are for research and teaching only. Source: {source}."
+)
+GALLERY_MAX = 12
+
+
+def member_names(config: dict[str, Any]) -> list[str]:
+    spec = config["model"]
+    specs = spec["args"]["members"] if spec["name"] == "ensemble" else [spec]
+    return [s["args"]["backbone"] for s in specs]
+
+
+def combine(probs: torch.Tensor, voting: str) -> torch.Tensor:
+    """Ensemble probabilities from member probabilities ``(N, M, C)``."""
+    return ensemble_vote(probs.clamp_min(1e-12).log(), voting)[0]
+
+
+def predictions(probs: torch.Tensor, config: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """Probabilities ``(N, C)`` per reported model: each member, then the ensemble's votings
+    (the shipped voting first)."""
+    names = member_names(config)
+    out = {name: probs[:, m] for m, name in enumerate(names)}
+    if len(names) > 1:
+        voting = config["model"]["args"]["voting"]
+        for mode in dict.fromkeys([voting, "hard", "soft"]):
+            out[f"ensemble ({mode} vote)"] = combine(probs, mode)
+    return out
+
+
+def summary_row(name: str, s: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "model": name,
+        "accuracy": s["accuracy"],
+        "macro precision": s["macro"]["precision"],
+        "macro recall": s["macro"]["recall"],
+        "macro F1": s["macro"]["f1"],
+        "weighted F1": s["weighted"]["f1"],
+    }
+
+
+def per_class_rows(s: dict[str, Any]) -> list[dict[str, Any]]:
+    """The per-class table, worst F1 first, so the weak classes head it."""
+    rows = [{"class": c, **v} for c, v in s["per_class"].items()]
+    return sorted(rows, key=lambda r: (r["f1"], r["class"]))
+
+
+def group_accuracy(
+    s: dict[str, Any], y_true: np.ndarray, y_pred: np.ndarray, task: ClassifierTask
+) -> list[dict[str, Any]]:
+    """Accuracy within each group of classes (the 44 classes by contrast), plus how often the
+    group itself (e.g. the contrast) was right whatever the class."""
+    if task.by_group is None:
+        return []
+    name, group_of = task.by_group
+    groups = np.array([group_of(c) for c in s["labels"]])
+    rows = []
+    for g in sorted(set(groups)):
+        keep = groups[y_true] == g
+        rows.append(
+            {
+                name: g,
+                "images": int(keep.sum()),
+                "accuracy": float((y_pred[keep] == y_true[keep]).mean()),
+                f"{name} right": float((groups[y_pred[keep]] == g).mean()),
+            }
+        )
+    return rows
+
+
+def confusion_png(s: dict[str, Any], path: Path, title: str) -> None:
+    labels, cm = s["labels"], np.asarray(s["confusion_matrix"])
+    side = max(4.0, 0.28 * len(labels) + 2)
+    fig, ax = plt.subplots(figsize=(side, side), dpi=100)
+    ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=7 if len(labels) > 10 else 10)
+    ax.set_yticks(range(len(labels)), labels, fontsize=7 if len(labels) > 10 else 10)
+    if len(labels) <= 10:
+        for (i, j), v in np.ndenumerate(cm):
+            colour = "white" if v > cm.max() / 2 else "black"
+            ax.text(j, i, str(v), ha="center", va="center", color=colour)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def gallery_png(
+    view: FolderImages, prob: torch.Tensor, positive: int, path: Path, title: str
+) -> dict[str, int]:
+    """The held-out images the model got wrong: false negatives (missed ``positive``) on the
+    first row, false positives on the second, each with the model's probability of
+    ``positive``."""
+    y_true, y_pred = view.targets.numpy(), prob.argmax(-1).numpy()
+    rows = {
+        "false negatives": np.nonzero((y_true == positive) & (y_pred != positive))[0],
+        "false positives": np.nonzero((y_true != positive) & (y_pred == positive))[0],
+    }
+    cols = max(1, min(GALLERY_MAX, max(len(v) for v in rows.values())))
+    fig, axes = plt.subplots(2, cols, figsize=(2 * cols, 4.6), dpi=100, squeeze=False)
+    for r, (name, idx) in enumerate(rows.items()):
+        axes[r, 0].set_title(f"{name}: {len(idx)}", loc="left", fontsize=9)
+        for c in range(cols):
+            ax = axes[r, c]
+            ax.axis("off")
+            if c < len(idx):
+                i = int(idx[c])
+                ax.imshow(view.images[view.index[i]].permute(1, 2, 0).numpy())
+                ax.text(
+                    2,
+                    12,
+                    f"p={prob[i, positive]:.2f}",
+                    color="yellow",
+                    fontsize=8,
+                    bbox={"facecolor": "black", "alpha": 0.5, "pad": 1},
+                )
+                ax.set_xlabel(view.samples[i].path.name, fontsize=6)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return {name: len(idx) for name, idx in rows.items()}
+
+
+def targets_text(task: ClassifierTask, metrics: dict[str, float]) -> str:
+    if not task.targets:
+        return ""
+    lines = []
+    for key, goal in task.targets.items():
+        value = metrics[key]
+        verdict = "reached" if value >= goal else "**not reached**"
+        lines.append(f"- {key.replace('_', ' ')} ≥ {goal:g}: {value:.4f}, {verdict}")
+    return "Project targets on this held-out split:\n" + "\n".join(lines)
+
+
+def write_report(
+    out: Path,
+    config: dict[str, Any],
+    probs: torch.Tensor,
+    view: FolderImages,
+    held: str,
+    counts: dict[str, dict[str, int]],
+    task: ClassifierTask,
+) -> dict[str, Any]:
+    """Score every model on the held-out ``view``, write ``confusion.png`` (and ``gallery.png``
+    for binary tasks), the metrics into ``config.json`` and the card into ``README.md``."""
+    labels = config["labels"]
+    y_true = view.targets.numpy()
+    preds = predictions(probs, config)
+    summaries = {
+        name: classification_summary(y_true, p.argmax(-1).numpy(), labels)
+        for name, p in preds.items()
+    }
+    names = member_names(config)
+    final = list(summaries)[len(names)] if len(names) > 1 else names[0]  # the shipped voting
+    s = summaries[final]
+    y_pred = preds[final].argmax(-1).numpy()
+    confusion_png(s, out / "confusion.png", f"{config['title']}: {held} split")
+    gallery = None
+    if task.positive is not None:
+        gallery = gallery_png(
+            view,
+            preds[final],
+            labels.index(task.positive),
+            out / "gallery.png",
+            f"{final}: errors on the {held} split",
+        )
+    groups = group_accuracy(s, y_true, y_pred, task)
+    metrics = {
+        "accuracy": s["accuracy"],
+        "macro_f1": s["macro"]["f1"],
+        "weighted_f1": s["weighted"]["f1"],
+    }
+    config = {**config, "metrics": {**metrics, "split": held, "images": len(view)}}
+    (out / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+    body = card_body(config, task, summaries, final, groups, gallery, counts, held)
+    card = render_card(
+        CardInfo(
+            title=config["title"],
+            task_type="image-classification",
+            dataset_name=config["training"]["data_description"],
+            dataset_type=config["training"]["data"],
+            body=body,
+            metrics={f"{held}_{k}": v for k, v in metrics.items()},
+            tags=[task.name, *member_names(config)],
+            base_model=None,
+        )
+    )
+    (out / "README.md").write_text(card)
+    return {
+        "held_out": held,
+        "summaries": summaries,
+        "final": final,
+        "by_group": groups,
+        "gallery": gallery,
+        "metrics": metrics,
+    }
+
+
+def card_body(
+    config: dict[str, Any],
+    task: ClassifierTask,
+    summaries: dict[str, dict[str, Any]],
+    final: str,
+    groups: list[dict[str, Any]],
+    gallery: dict[str, int] | None,
+    counts: dict[str, dict[str, int]],
+    held: str,
+) -> str:
+    t, opts, recipe = (
+        config["training"],
+        config["training"]["options"],
+        config["training"]["recipe"],
+    )
+    s = summaries[final]
+    sections = [
+        f"Input → output: {task.what}. Labels: {', '.join(f'`{c}`' for c in config['labels'])}.",
+        "## Training data",
+        f"{t['data_description']}. "
+        + DATA_NOTE.format(source=task.dataset_title)
+        + (f" {t['data_note']}" if t.get("data_note") else ""),
+        f"Split (stratified by class; near-duplicate images — 16×16 dHash within "
+        f"{opts['dup_distance']} of 256 bits, chained — kept on one side, "
+        f"{t['near_duplicate_groups']} groups): "
+        + ", ".join(f"{k} {v}" for k, v in t["split_counts"].items())
+        + f" images. The scores below are on the **{held}** split, never trained on"
+        + (
+            "; it also chose the best epoch (early stopping), so they are slightly optimistic."
+            if held == "val"
+            else "."
+        ),
+        f"## Results ({held} split, {sum(counts[held].values())} images)",
+        markdown_table([summary_row(n, v) for n, v in summaries.items()], "{:.4f}"),
+        targets_text(task, config["metrics"]),
+    ]
+    if groups:
+        sections += [f"### Accuracy by {task.by_group[0]}", markdown_table(groups, "{:.4f}")]
+    sections += [
+        f"### Per class ({final}), worst F1 first",
+        markdown_table(per_class_rows(s), "{:.3f}"),
+        "![confusion matrix](confusion.png)",
+    ]
+    if gallery is not None:
+        sections += [
+            f"Errors: {gallery['false negatives']} missed tumours, {gallery['false positives']} "
+            "false alarms; ![errors](gallery.png)"
+        ]
+    member_rows = [
+        {
+            "model": m["arch"],
+            "epochs run": m["epochs_run"],
+            "best epoch": m["best_epoch"],
+            "minutes": round(m["minutes"], 1),
+        }
+        for m in t["members"]
+    ]
+    sections += [
+        "## Recipe",
+        f"Recipe of these weights (`python train/{task.name}.py --preset {t['preset']}`, "
+        "options as stored in config.json): "
+        f"{', '.join(opts['arch'].split(','))} initialised from {t['initialised_from']}, "
+        f"{opts['size']}×{opts['size']} px, frozen up to `{opts['freeze_up_to'] or 'nothing'}`, "
+        f"head `{opts['head']}`, dropout {opts['dropout']}, augmentation `{opts['augment']}`, "
+        f"label smoothing {opts['label_smoothing']}, class weighting {opts['class_weighting']}, "
+        f"balanced sampler {opts['balanced_sampler']}; {recipe['optimizer']} lr {recipe['lr']}, "
+        f"weight decay {recipe['weight_decay']}, {recipe['scheduler']} schedule, batch "
+        f"{recipe['batch_size']}, up to {recipe['epochs']} epochs, best epoch by "
+        f"`{recipe['monitor']}`.",
+        markdown_table(member_rows),
+        f"Trained on this machine's CPU (2 cores, shared) in {t['minutes']:.1f} minutes in all, "
+        "decoding included. Weights are stored in float16 and cast back to float32 on load; "
+        "the scores above come from the stored weights.",
+        task.study + " `--preset study` (the scripts' default) runs it.",
+    ]
+    if task.notes:
+        sections += ["## Limits", task.notes]
+    return "\n\n".join(x for x in sections if x)

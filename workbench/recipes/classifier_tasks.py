@@ -1,0 +1,233 @@
+"""The image-classification tasks as data: label map, study recipe, shipped CPU recipe.
+
+Each :class:`ClassifierTask` carries two presets of (:class:`ClassifierOptions`,
+:class:`~workbench.training.TrainConfig`): ``study``, the published recipe (the scripts'
+default), and ``cpu``, the recipe the shipped weights in ``weights/<task>/`` were trained with on
+two CPU cores (``--preset cpu``). Everything else in training is shared code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from workbench.data.folders import split_44_label
+from workbench.training import TrainConfig
+
+
+@dataclass
+class ClassifierOptions:
+    """Model, data and evaluation options of the classifier recipe."""
+
+    arch: str = "resnet50"  # timm name; comma-separated names train an ensemble of them
+    pretrained: bool = True  # ImageNet start (offline for efficientnet_lite0/1/2)
+    freeze_up_to: str = ""  # module name or stage:<i> (stage:-1 = last stage's first block)
+    head: str = "none"  # hidden units of a dense head before the classifier, or none
+    dropout: float = 0.0  # before the last linear layer
+    size: int = 224  # square input side in pixels
+    augment: str = "none"  # none | affine (rotate/shift/scale/brightness) | affine_flip
+    label_smoothing: float = 0.0
+    class_weighting: bool = False  # inverse-frequency weights in the loss
+    balanced_sampler: bool = False  # draw every class equally often
+    voting: str = "hard"  # ensembles: hard (majority) | soft (mean probability)
+    val_fraction: float = 0.15
+    test_fraction: float = 0.0  # > 0 holds out a test split for the report
+    dup_distance: int = 12  # dHash bits (of 256) within which images are near-duplicates
+    max_per_class: int = 0  # 0: all images; a small number for quick runs
+    cache_dir: str = ""  # keep decoded images here between runs (same files, same size)
+    work_dir: str = ""  # checkpoints and curves; default <out>/runs
+    threads: int = 0  # torch threads; 0 keeps PyTorch's default
+
+    @property
+    def archs(self) -> list[str]:
+        return [a.strip() for a in self.arch.split(",") if a.strip()]
+
+    @property
+    def head_hidden(self) -> int | None:
+        return None if self.head.lower() in {"", "none", "0"} else int(self.head)
+
+
+Preset = tuple[ClassifierOptions, TrainConfig]
+
+
+@dataclass(frozen=True)
+class ClassifierTask:
+    """What one classification task needs beyond the shared recipe."""
+
+    name: str
+    title: str
+    label_map: str  # key of workbench.data.folders.LABEL_MAPS
+    study: str  # the study's recipe in one paragraph (--help and the card)
+    presets: dict[str, Preset]
+    dataset: str  # the shipped model's data folder under ../shared/data/datasets
+    dataset_title: str
+    what: str  # input → output, for the card
+    by_group: tuple[str, Callable[[str], str]] | None = None  # accuracy by e.g. contrast
+    positive: str | None = None  # binary tasks: class whose misses and false alarms are shown
+    notes: str = ""  # limits the card must state
+    targets: dict[str, float] = field(default_factory=dict)  # the project's goals, for the card
+
+    def model_title(self, opts: ClassifierOptions) -> str:
+        archs = " + ".join(opts.archs)
+        kind = f"{opts.voting}-vote ensemble of " if len(opts.archs) > 1 else ""
+        return f"{self.title} ({kind}{archs}, {opts.size} px)"
+
+    def data_description(self, data_dir: Path, n: int) -> str:
+        if data_dir.name == Path(self.dataset).name:
+            return f"{self.dataset_title}: {n} images"
+        return f"{data_dir.name}: {n} images"
+
+
+def _contrast_of_44(label: str) -> str:
+    return split_44_label(label)[1] or "unknown"
+
+
+SOURCE_44 = "Brain Tumor MRI Images 44 Classes (Kaggle, fernando2rad)"
+SOURCE_DETECT = "Brain Tumor MRI Dataset (Kaggle, masoudnickparvar), Training folders"
+
+# The shipped CPU recipes share one shape: a pretrained EfficientNet-Lite, the high-resolution
+# early blocks frozen (their backward pass is the slow part on a CPU), cosine schedule, few epochs.
+_CPU = ClassifierOptions(
+    arch="efficientnet_lite0",
+    freeze_up_to="stage:2",
+    dropout=0.2,
+    size=192,
+    augment="affine",
+    label_smoothing=0.1,
+    cache_dir="",
+    threads=2,
+)
+_CPU_TRAIN = TrainConfig(
+    epochs=4,
+    batch_size=32,
+    lr=1e-3,
+    optimizer="adamw",
+    weight_decay=1e-4,
+    scheduler="cosine",
+    monitor="val_accuracy",
+    mode="max",
+    patience=100,
+)
+
+CLASSIFIER_TASKS: dict[str, ClassifierTask] = {
+    "contrast": ClassifierTask(
+        name="contrast",
+        title="MR contrast classifier",
+        label_map="contrast",
+        study=(
+            "The study's recipe: ResNet50 (InceptionV3 the alternative), grey 224×224 slices "
+            "repeated to 3 channels, a dense 1024 + dropout + softmax head, backbone frozen up to "
+            "the last stage's first block, Adam 1e-3, batch 32, early stopping on validation "
+            "accuracy (min_delta 1e-5, patience 7), no flips (the brain is not symmetric)."
+        ),
+        presets={
+            "study": (
+                ClassifierOptions(
+                    arch="resnet50", freeze_up_to="stage:-1", head="1024", dropout=0.5, size=224
+                ),
+                TrainConfig(
+                    epochs=100,
+                    batch_size=32,
+                    lr=1e-3,
+                    optimizer="adam",
+                    monitor="val_accuracy",
+                    mode="max",
+                    patience=7,
+                    min_delta=1e-5,
+                ),
+            ),
+            "cpu": (_CPU, _CPU_TRAIN),
+        },
+        dataset="brain_tumor_mri_44c",
+        dataset_title=f"{SOURCE_44}, relabelled by the folder's contrast suffix",
+        what=(
+            "one MR slice (any picture or DICOM; grey repeated to 3 channels) → its contrast "
+            "class, named as the training folders were"
+        ),
+        notes=(
+            "The shipped model knows T1, T1C+ (T1 after gadolinium) and T2 only: the 44-class "
+            "dataset has no FLAIR images, so a FLAIR slice will be given one of these three. "
+            "Train on a site's own folders (e.g. `T1 pre`, `T1 post`, `T2`, `T2 FLAIR post`) to "
+            "get the study's four classes."
+        ),
+        targets={"accuracy": 0.995},
+    ),
+    "tumor_detect": ClassifierTask(
+        name="tumor_detect",
+        title="Brain tumour detection",
+        label_map="tumor_detect",
+        study=(
+            "The study's recipe: an ensemble of ResNet50, InceptionV3 and InceptionResNetV2 at "
+            "256×256, each trained alike (rotation, flips, shifts; Adam 1e-3, batch 30, early "
+            "stopping, best validation loss kept), final label by majority vote."
+        ),
+        presets={
+            "study": (
+                ClassifierOptions(
+                    arch="resnet50,inception_v3,inception_resnet_v2",
+                    size=256,
+                    augment="affine_flip",
+                ),
+                TrainConfig(
+                    epochs=50,
+                    batch_size=30,
+                    lr=1e-3,
+                    optimizer="adam",
+                    monitor="val_loss",
+                    mode="min",
+                    patience=7,
+                ),
+            ),
+            "cpu": (
+                replace(
+                    _CPU,
+                    arch="efficientnet_lite0,efficientnet_lite1,efficientnet_lite2",
+                    augment="affine_flip",
+                ),
+                replace(_CPU_TRAIN, epochs=3),
+            ),
+        },
+        dataset="brain_tumor_mri/Training",
+        dataset_title=f"{SOURCE_DETECT} (tumour = glioma, meningioma or pituitary)",
+        what="one MR slice → `tumor` or `no_tumor`, with each member's vote",
+        positive="tumor",
+        targets={"accuracy": 0.997},
+    ),
+    "tumor44": ClassifierTask(
+        name="tumor44",
+        title="44-class brain tumour type and contrast",
+        label_map="folder",
+        study=(
+            "The study's recipe: ResNet-18, SGD lr 0.01, a 70/15/15 train/validation/test split, "
+            "input size chosen on validation among 100, 256 and 630 px (630 was best)."
+        ),
+        presets={
+            "study": (
+                ClassifierOptions(arch="resnet18", size=630, augment="affine", test_fraction=0.15),
+                TrainConfig(
+                    epochs=50,
+                    batch_size=16,
+                    lr=0.01,
+                    optimizer="sgd",
+                    momentum=0.9,
+                    monitor="val_accuracy",
+                    mode="max",
+                    patience=10,
+                ),
+            ),
+            "cpu": (
+                replace(_CPU, size=224, freeze_up_to="stage:1"),
+                replace(_CPU_TRAIN, epochs=10),
+            ),
+        },
+        dataset="brain_tumor_mri_44c",
+        dataset_title=SOURCE_44,
+        what=(
+            "one MR slice → one of 44 classes (14 tumour types × T1/T1C+/T2, plus normal T1 and "
+            "T2), with the tumour type and the contrast as marginal sums"
+        ),
+        by_group=("contrast", _contrast_of_44),
+        targets={"accuracy": 0.95, "macro_f1": 0.92},
+    ),
+}

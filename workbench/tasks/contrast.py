@@ -1,0 +1,34 @@
+"""MR contrast of one slice (T1 / T1C+ / T2, or a site's own classes) from the image, and for
+DICOM input also from the header, with disagreement flagged."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workbench.io import Image
+from workbench.tasks.base import TaskSpec
+from workbench.tasks.classify import answer, classify
+from workbench.tasks.contrast_rules import canonical, header_contrast
+from workbench.weights import ModelBundle
+
+
+def header_check(label: str, image: Image) -> dict[str, Any]:
+    """The header's guess for a DICOM input and whether it agrees with the model's ``label``.
+
+    ``agree`` is ``None`` when either side cannot be compared (no DICOM, no rule applies, or a
+    class name outside T1/T1C+/T2/FLAIR).
+    """
+    if image.header.get("Format") != "DICOM":
+        return {"header": None, "agree": None}
+    guess = header_contrast(image.header)
+    model = canonical(label)
+    agree = None if guess is None or model is None else guess["contrast"] == model
+    return {"header": guess, "agree": agree}
+
+
+def predict(bundle: ModelBundle, image: Image) -> dict[str, Any]:
+    result = classify(bundle, image)
+    return {**answer(bundle, image, result), **header_check(result.label, image)}
+
+
+SPEC = TaskSpec(name="contrast", title="MR contrast", predict=predict)
