@@ -371,8 +371,10 @@ def _sylvian(x, y, z, sub: Subject) -> np.ndarray:
 
 def _folia(field: np.ndarray, depth: np.ndarray) -> np.ndarray:
     """Cerebellar folia: fine fissures roughly parallel to the cerebellar surface, every ~5 mm."""
-    phase = np.pi * (depth + 2.5 * field) / 5.0
-    return (np.abs(np.sin(phase)) < 0.3) & (depth > 1.5) & (depth < 16.0)
+    out = np.zeros(depth.shape, dtype=bool)
+    idx = np.nonzero((depth > 1.5) & (depth < 16.0))
+    out[idx] = np.abs(np.sin(np.pi * (depth[idx] + 2.5 * field[idx]) / 5.0)) < 0.3
+    return out
 
 
 def _ventricles(sub: Subject) -> list[_Blob]:

@@ -102,7 +102,7 @@ def tissue_maps(head: Head, tumor: Tumor | None = None) -> tuple[np.ndarray, ...
     lut = np.array([TISSUES[t] for t in Tissue], dtype=np.float32)
     lut *= rng.normal(1.0, 0.04, lut.shape).astype(np.float32)
     t1, t2, pd = (lut[head.labels, i] for i in range(3))
-    texture = 1.0 + 0.03 * smooth_field(rng, head.shape, (1.0, 3.0, 3.0))
+    texture = 1.0 + 0.03 * smooth_field(rng, head.shape, (1.0, 5.0, 5.0))
     parenchyma = head.tissue(Tissue.GREY, Tissue.WHITE)
     t1[parenchyma] *= texture[parenchyma]
     pd[parenchyma] *= 2.0 - texture[parenchyma]
@@ -118,8 +118,12 @@ def tissue_maps(head: Head, tumor: Tumor | None = None) -> tuple[np.ndarray, ...
             (tumor.calcification, CALCIFICATION, 0.0),
         ):
             t1[mask], t2[mask], pd[mask], gd[mask] = relax.t1, relax.t2, relax.pd, c
-        patchy = tumor.core & (smooth_field(rng, head.shape, (1.0, 4.0, 4.0)) < look.patchiness)
-        gd[patchy] *= 0.3
+        if look.patchiness > -3.0 and tumor.core.any():  # weaker enhancement in patches
+            box = ndimage.find_objects(tumor.core.astype(np.uint8))[0]
+            patchy = tumor.core[box] & (
+                smooth_field(rng, gd[box].shape, (1.0, 4.0, 4.0)) < look.patchiness
+            )
+            gd[box][patchy] *= 0.3
     return t1, t2, pd, gd
 
 
@@ -171,6 +175,6 @@ def _acquire(seq: Sequence, maps, brain: np.ndarray, rng, snr: float, jitter: fl
     image = ndimage.gaussian_filter(image, (0.0, 0.6, 0.6))
     image *= np.exp(0.12 * smooth_field(rng, image.shape, (4.0, 80.0, 80.0)))
     sigma = float(image[brain].mean() if brain.any() else image.mean()) / snr
-    noise = rng.normal(0.0, sigma, (2, *image.shape)).astype(np.float32)
+    noise = rng.standard_normal((2, *image.shape), dtype=np.float32) * np.float32(sigma)
     image = np.hypot(image + noise[0], noise[1])  # magnitude of complex Gaussian noise: Rician
     return image * np.float32(np.exp(rng.normal(0.0, 0.3)))

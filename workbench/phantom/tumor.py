@@ -182,16 +182,19 @@ def _site_in_tissue(tissue: Tissue, depth: float):
     """A random voxel of ``tissue`` at least ``depth`` mm inside the brain (in plane)."""
 
     def pick(head: Head, rng: np.random.Generator, radius: float) -> np.ndarray:
-        inside = ndimage.distance_transform_edt(head.brain_mask, sampling=head.spacing)
-        z = np.arange(head.shape[0])[:, None, None]
+        # on every other row and column: a site needs no finer grid, and it is 4× cheaper
+        sp = (head.spacing[0], 2 * head.spacing[1], 2 * head.spacing[2])
+        labels = head.labels[:, ::2, ::2]
+        inside = ndimage.distance_transform_edt(head.brain_mask[:, ::2, ::2], sampling=sp)
+        z = np.arange(labels.shape[0])[:, None, None]
         supratentorial = z < head.landmarks["fourth_ventricle"][0] - 2
-        ok = (head.labels == tissue) & (inside > depth + 0.3 * radius) & supratentorial
+        ok = (labels == tissue) & (inside > depth + 0.3 * radius) & supratentorial
         if not ok.any():
-            ok = (head.labels == tissue) & (inside > 0)
+            ok = (labels == tissue) & (inside > 0)
         idx = np.flatnonzero(ok)
         if not idx.size:
             raise InputError("The phantom head has no brain in its slices; use a taller stack.")
-        return np.array(np.unravel_index(rng.choice(idx), head.shape), dtype=float)
+        return np.array(np.unravel_index(rng.choice(idx), labels.shape), dtype=float) * (1, 2, 2)
 
     return pick
 
