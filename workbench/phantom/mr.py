@@ -3,10 +3,10 @@
 Spin echo:           S = PD · (1 − exp(−TR/T1)) · exp(−TE/T2)
 Inversion recovery:  S = PD · |1 − 2·exp(−TI/T1) + exp(−TR/T1)| · exp(−TE/T2)
 
-Relaxation times at 1.5 T are literature values, rounded and kept within their published ranges:
-Bushberg et al., *The Essential Physics of Medical Imaging* (3rd ed., table 12-?): WM 650/80,
-GM 950-1000/100, CSF 4000/2000, fat 250/70 ms; Stanisz et al., MRM 54:507 (2005) for grey and
-white matter; blood from Stanisz (T1 ≈ 1400 ms). Proton densities are relative to CSF.
+Relaxation times at 1.5 T are rounded literature values kept within their published ranges
+(WM ≈ 600/80, GM ≈ 1000/100, CSF 4000/2000, fat 250/70 ms as T1/T2): Bushberg et al., *The
+Essential Physics of Medical Imaging* (3rd ed., MR chapter), and Stanisz et al., MRM 54:507 (2005)
+for grey matter, white matter and blood (T1 ≈ 1400 ms). Proton densities are relative to CSF.
 Gadolinium shortens relaxation linearly in concentration C (mM): 1/T1 = 1/T1₀ + r1·C and
 1/T2 = 1/T2₀ + r2·C with r1 ≈ 4.1 and r2 ≈ 4.6 /mM/s for gadopentetate in plasma at 1.5 T
 (Rohrer et al., Invest Radiol 40:715, 2005). Normal brain keeps the contrast out (blood-brain
