@@ -191,6 +191,8 @@ def fit(
     best_state: dict[str, torch.Tensor] | None = None
     stale, start = 0, 0
     ckpt = Path(out_dir) / "checkpoint" if out_dir else None
+    if out_dir:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
     if cfg.resume and ckpt and (ckpt / "state.json").is_file():
         meta = _load_checkpoint(ckpt, accelerator.unwrap_model(model), opt)
         result.history, start = meta["history"], meta["epoch"] + 1

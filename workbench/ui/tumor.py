@@ -40,21 +40,23 @@ def build() -> None:
             with gr.Row():
                 slice_view = gr.Image(label="Slice", type="numpy", interactive=False)
                 overlay = gr.Image(
-                    label="Predicted tumour (outline + fill)", type="numpy", interactive=False
+                    label="Predicted tumour (outline + fill)",
+                    type="numpy",
+                    interactive=False,
+                    elem_id="tumor-overlay",
                 )
             measures = gr.JSON(label="Measurements")
             about = gr.Markdown()
-    run.click(
-        analyse,
-        upload,
-        [slice_view, overlay, measures, about],
-        api_name="tumor_segment",
-        concurrency_id="models",
-    )
-    upload.upload(
-        analyse,
-        upload,
-        [slice_view, overlay, measures, about],
-        api_name=False,
-        concurrency_id="models",
-    )
+    outputs = [slice_view, overlay, measures, about]
+    run.click(analyse, upload, outputs, api_name="tumor_segment", concurrency_id="models")
+    upload.upload(analyse, upload, outputs, api_name=False, concurrency_id="models")
+    with example_box:
+        gr.Examples(
+            examples(*EXAMPLES),
+            inputs=upload,
+            outputs=outputs,
+            fn=analyse,
+            run_on_click=True,
+            cache_examples=False,
+            label="Examples (phantom slices)",
+        )
