@@ -4,7 +4,7 @@ Each factory lives in its own module and registers itself by name on import; imp
 module here (e.g. ``perfusion``) is all it takes to add one.
 """
 
-from workbench.models import classifier, ensemble, segmenter  # noqa: F401  (register factories)
+from workbench.models import classifier, ensemble, perfusion, segmenter  # noqa: F401  (register)
 from workbench.models.ensemble import Ensemble, ensemble_vote
 from workbench.models.registry import MODELS, build_model, register_model
 
