@@ -17,6 +17,7 @@ import numpy as np
 import segmentation_models_pytorch as smp
 import torch
 from torch import nn
+from torch.utils.data import WeightedRandomSampler
 
 from workbench.cards import CardInfo, markdown_table, render_card
 from workbench.data.lgg import LGGSlices, patient_folds, scan_kaggle_3m, split_by_patient
@@ -48,6 +49,7 @@ class SegOptions:
     val_fraction: float = 0.15
     bce: bool = True  # smooth Dice + BCE; --no-bce for Dice alone
     max_patients: int = 0  # 0: all; a small number for quick runs
+    empty_ratio: float = 0.0  # >0: each epoch draws this many empty slices per tumour slice
 
 
 DEFAULTS = TrainConfig(
@@ -102,6 +104,23 @@ def evaluate(model: nn.Module, data: LGGSlices, batch_size: int = 16) -> dict[st
     }
 
 
+def tumour_sampler(data: LGGSlices, empty_ratio: float) -> WeightedRandomSampler | None:
+    """An epoch of every tumour slice plus ``empty_ratio`` times as many empty ones.
+
+    Most LGG slices hold no tumour; drawing fewer of them per epoch spends CPU time where the
+    model learns, without hiding empty slices (they stay in the draw).
+    """
+    if empty_ratio <= 0:
+        return None
+    has_tumour = torch.tensor([bool(m.any()) for m in data.masks])
+    n_tumour, n_empty = int(has_tumour.sum()), int((~has_tumour).sum())
+    if n_tumour == 0 or n_empty == 0:
+        return None
+    n_draw_empty = min(n_empty, round(empty_ratio * n_tumour))
+    weights = torch.where(has_tumour, 1.0, n_draw_empty / n_empty)
+    return WeightedRandomSampler(weights, num_samples=n_tumour + n_draw_empty, replacement=False)
+
+
 def model_spec(opts: SegOptions) -> dict[str, Any]:
     return {
         "name": "smp_segmenter",
@@ -145,14 +164,16 @@ def train(
     for fold, (train_idx, test_idx) in enumerate(patient_folds(records, opts.folds, cfg.seed)):
         fit_idx, val_idx = split_by_patient(records, train_idx, opts.val_fraction, cfg.seed)
         model = build_model(model_spec(opts))
+        fit_data = dataset.view(fit_idx, augment=True)
         result = fit(
             model,
-            dataset.view(fit_idx, augment=True),
+            fit_data,
             dataset.view(val_idx),
             DiceBCELoss(opts.bce),
             cfg,
             metrics_fn=_val_dice,
             out_dir=out / "runs" / f"fold{fold}",
+            sampler=tumour_sampler(fit_data, opts.empty_ratio),
             desc=f"fold {fold + 1}/{opts.folds}",
         )
         report = evaluate(result.model, dataset.view(test_idx), cfg.batch_size)
