@@ -63,12 +63,19 @@ def resample(curves: np.ndarray, times: np.ndarray, spec: InputSpec) -> np.ndarr
     return line(grid).astype(np.float32)
 
 
-def network_inputs(series: Series, maps: PerfusionMaps, spec: InputSpec) -> np.ndarray:
-    """(C, Z, Y, X) float32 input of a series: zero outside ``maps.mask``."""
+def network_inputs(
+    series: Series,
+    maps: PerfusionMaps,
+    spec: InputSpec,
+    config: PerfusionConfig | None = None,
+) -> np.ndarray:
+    """(C, Z, Y, X) float32 input of a series whose maps were computed with ``config``: zero
+    outside ``maps.mask``."""
     scale = float(maps.aif.max())
     if scale <= 0:
         raise InputError("the arterial input function is flat; check that the series is DSC.")
-    curves = resample(tissue_curves(series, maps.mask, PerfusionConfig()), series.times, spec)
+    curves = tissue_curves(series, maps.mask, config or PerfusionConfig())
+    curves = resample(curves, series.times, spec)
     columns = [curves / scale]
     if spec.aif_channels:
         aif = resample(maps.aif[None], series.times, spec) / scale
@@ -135,7 +142,8 @@ def load_patient(folder: Path, target: str, spec: InputSpec) -> Patient:
     if target not in TARGETS:
         raise InputError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}.")
     series = load_series(_find(folder, "dsc"))
-    maps = compute_maps(series, PerfusionConfig(method="osvd", workers=1))
+    config = PerfusionConfig(method="osvd", workers=1)
+    maps = compute_maps(series, config)
     values = TARGETS[target](folder, maps)
     if values.shape != maps.mask.shape:
         raise InputError(
@@ -148,7 +156,7 @@ def load_patient(folder: Path, target: str, spec: InputSpec) -> Patient:
         mask &= load_series(tissue).data[..., 0] > 0
     return Patient(
         name=folder.name,
-        inputs=network_inputs(series, maps, spec),
+        inputs=network_inputs(series, maps, spec, config),
         target=values.astype(np.float32),
         mask=mask,
         osvd=maps.tmax,

@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from time import perf_counter
+from typing import TYPE_CHECKING
 
 import nibabel as nib
 import numpy as np
 
 from workbench.errors import InputError
-from workbench.io.series import load_series
-from workbench.perfusion.maps import PerfusionConfig, PerfusionMaps, Progress, compute_maps
+from workbench.io.series import Series, load_series
+from workbench.perfusion.maps import (
+    PerfusionConfig,
+    PerfusionMaps,
+    Progress,
+    compute_maps,
+    hypoperfusion_volumes,
+)
+
+if TYPE_CHECKING:
+    from workbench.weights import ModelBundle
 
 MAP_NAMES = ("tmax", "cbf", "cbv", "mtt")
+CNN = "cnn"  # the method name of a trained net's Tmax
 
 
 def run_perfusion(
@@ -28,18 +40,50 @@ def run_perfusion(
 
     The summary holds ``tmax_gt6_ml``, ``tmax_gt10_ml``, ``hir`` and ``seconds`` (whole run,
     reading included), among others. ``config`` overrides every option; ``method`` is a shortcut.
-    ``weights`` (a model folder or Hub repo) is for ``method="cnn"``.
+    ``method="cnn"`` reads Tmax with a trained net (``weights``: a model folder or Hub repo,
+    default the shipped ``perfusion`` one); CBF, CBV and MTT then come from ``config.method``.
     """
-    if method == "cnn" or weights is not None:
-        raise InputError("the CNN perfusion method is not available yet; use osvd, bsvd or ssvd.")
+    if weights is not None and method != CNN:
+        raise InputError("weights are only used by the cnn method; add --method cnn.")
     start = perf_counter()
     series = load_series(path)
-    config = config or PerfusionConfig(method=method)
-    maps = compute_maps(series, config, progress)
+    report = progress or (lambda fraction, message: None)
+    learned = method == CNN
+    config = config or PerfusionConfig(method="osvd" if learned else method)
+    share = 0.85 if learned else 1.0
+    maps = compute_maps(series, config, lambda f, message: report(share * f, message))
+    if learned:
+        from workbench.weights import load  # torch only when a net is asked for
+
+        report(0.9, "Tmax by the trained CNN")
+        maps = learned_tmax(maps, series, load(weights or "perfusion"), config)
+        report(1.0, "done")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_maps(maps, series.to_nifti, out_dir)
     return {**maps.summary, "seconds": round(perf_counter() - start, 3), "out_dir": str(out_dir)}
+
+
+def learned_tmax(
+    maps: PerfusionMaps, series: Series, bundle: ModelBundle, config: PerfusionConfig
+) -> PerfusionMaps:
+    """``maps`` with the net's Tmax (inside the mask) and the volumes that follow from it."""
+    from workbench.data.perfusion import InputSpec, network_inputs
+    from workbench.models.perfusion import predict_volume
+
+    spec = InputSpec(**bundle.config["preprocess"])
+    inputs = network_inputs(series, maps, spec, config)
+    tmax = np.where(maps.mask, predict_volume(bundle.model, inputs), 0.0).astype(np.float32)
+    volumes = hypoperfusion_volumes(tmax, maps.mask, series.voxel_volume_ml, config.tmax_thresholds)
+    summary = {
+        **maps.summary,
+        **volumes,
+        "method": CNN,
+        "cbf_cbv_mtt_method": config.method,
+        "model": bundle.config.get("title", bundle.config["model"]["name"]),
+        "weights": bundle.source,
+    }
+    return replace(maps, tmax=tmax, summary=summary)
 
 
 def write_maps(
