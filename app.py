@@ -19,6 +19,8 @@ from workbench.ui.common import banner
 # instead of taking the whole app down.
 TABS: list[tuple[str, str]] = [
     ("Brain tumour", "workbench.ui.tumor"),
+    ("Haemorrhage", "workbench.ui.hemorrhage"),
+    ("Models", "workbench.ui.models"),
 ]
 
 CSS = """
@@ -29,7 +31,9 @@ footer {visibility: hidden}
 
 
 def build_app() -> gr.Blocks:
-    with gr.Blocks(title="Brain Imaging Workbench") as demo:
+    # Uploads live only in gradio's temporary cache, swept every minute of anything older than
+    # two minutes (and at shutdown): the workbench keeps no copy of what people upload.
+    with gr.Blocks(title="Brain Imaging Workbench", delete_cache=(60, 120)) as demo:
         gr.Markdown("# 🧠 Brain Imaging Workbench")
         for title, module in TABS:
             with gr.Tab(title):

@@ -197,6 +197,7 @@ def train(
         "metrics": flat,
         "training": {
             "data": data_dir.name,
+            "data_description": data_note or f"{data_dir.name} (kaggle_3m layout)",
             "patients": len({r.patient for r in records}),
             "slices": len(records),
             "folds": opts.folds,

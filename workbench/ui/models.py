@@ -1,0 +1,88 @@
+"""The Models tab: which weights each task uses, where they came from, and their model cards.
+
+It only resolves model folders and reads ``config.json`` / ``README.md``; it loads no weights,
+so it is cheap and works even when a task has no model yet (it says how to get one).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import gradio as gr
+
+from workbench.errors import InputError
+from workbench.tasks import TASK_NAMES
+from workbench.weights import CARD_NAME, CONFIG_NAME, resolve
+
+MODEL_TASKS = (*TASK_NAMES, "perfusion")
+_FRONT_MATTER = re.compile(r"\A---\n.*?\n---\n", re.DOTALL)
+
+
+def architecture(spec: dict[str, Any]) -> str:
+    """A short name for a model spec: backbone / encoder, ensemble members."""
+    args = spec.get("args", {})
+    if spec.get("name") == "ensemble":
+        return "ensemble of " + ", ".join(architecture(m) for m in args.get("members", []))
+    parts = [args.get(k) for k in ("arch", "encoder", "backbone") if args.get(k)]
+    return " / ".join(str(p).removeprefix("tu-") for p in parts) or str(spec.get("name"))
+
+
+def model_row(task: str) -> dict[str, str]:
+    """One line of the table; a missing model is a row that says how to get one."""
+    try:
+        folder, source = resolve(task, local_files_only=True)
+    except InputError as err:
+        return {
+            "task": task,
+            "model": "—",
+            "weights": "missing",
+            "trained on": str(err),
+            "metrics": "",
+        }
+    config = json.loads((folder / CONFIG_NAME).read_text())
+    metrics = config.get("metrics", {})
+    shown = ", ".join(
+        f"{k} {v:.3f}" for k, v in list(metrics.items())[:4] if isinstance(v, int | float)
+    )
+    training = config.get("training", {})
+    return {
+        "task": task,
+        "model": architecture(config["model"]),
+        "weights": source,
+        "trained on": str(training.get("data_description") or training.get("data", "")),
+        "metrics": shown,
+    }
+
+
+def model_card(task: str) -> str:
+    """The card's prose (the Hub metadata block is for machines, not for this page)."""
+    try:
+        folder, _ = resolve(task, local_files_only=True)
+    except InputError as err:
+        return f"**{task}:** {err}"
+    card = folder / CARD_NAME
+    return _FRONT_MATTER.sub("", card.read_text()) if card.is_file() else "(no model card)"
+
+
+def table() -> list[list[str]]:
+    return [list(model_row(task).values()) for task in MODEL_TASKS]
+
+
+def build() -> None:
+    gr.Markdown(
+        "The models behind each tab, where their weights come from (`weights/<task>/` "
+        "in this clone, or a Hugging Face Hub repo), what they were trained on, and "
+        "their model cards."
+    )
+    models = gr.Dataframe(
+        value=table,
+        headers=["task", "model", "weights", "trained on", "metrics"],
+        interactive=False,
+        wrap=True,
+    )
+    task = gr.Dropdown(list(MODEL_TASKS), value=MODEL_TASKS[0], label="Model card")
+    card = gr.Markdown(value=lambda: model_card(MODEL_TASKS[0]))
+    task.change(model_card, task, card, api_name="model_card")
+    gr.Button("Refresh").click(table, None, models, api_name="models")
