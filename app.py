@@ -20,6 +20,7 @@ from workbench.ui.common import banner
 TABS: list[tuple[str, str]] = [
     ("Brain tumour", "workbench.ui.tumor"),
     ("Haemorrhage", "workbench.ui.hemorrhage"),
+    ("Perfusion", "workbench.ui.perfusion"),
     ("Models", "workbench.ui.models"),
 ]
 

@@ -43,25 +43,39 @@ def run_perfusion(
     ``method="cnn"`` reads Tmax with a trained net (``weights``: a model folder or Hub repo,
     default the shipped ``perfusion`` one); CBF, CBV and MTT then come from ``config.method``.
     """
-    if weights is not None and method != CNN:
-        raise InputError("weights are only used by the cnn method; add --method cnn.")
     start = perf_counter()
     series = load_series(path)
-    report = progress or (lambda fraction, message: None)
-    learned = method == CNN
-    config = config or PerfusionConfig(method="osvd" if learned else method)
-    share = 0.85 if learned else 1.0
-    maps = compute_maps(series, config, lambda f, message: report(share * f, message))
-    if learned:
-        from workbench.weights import load  # torch only when a net is asked for
-
-        report(0.9, "Tmax by the trained CNN")
-        maps = learned_tmax(maps, series, load(weights or "perfusion"), config)
-        report(1.0, "done")
+    maps = perfusion_maps(series, method, progress, config, weights)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_maps(maps, series.to_nifti, out_dir)
     return {**maps.summary, "seconds": round(perf_counter() - start, 3), "out_dir": str(out_dir)}
+
+
+def perfusion_maps(
+    series: Series,
+    method: str = "osvd",
+    progress: Progress | None = None,
+    config: PerfusionConfig | None = None,
+    weights: str | None = None,
+) -> PerfusionMaps:
+    """The maps of a loaded series by deconvolution or, for ``method="cnn"``, with a net's Tmax."""
+    if weights is not None and method != CNN:
+        raise InputError("weights are only used by the cnn method; add --method cnn.")
+    report = progress or (lambda fraction, message: None)
+    bundle = None
+    if method == CNN:  # load first: missing weights fail before the slow part
+        from workbench.weights import load  # torch only when a net is asked for
+
+        bundle = load(weights or "perfusion")
+    config = config or PerfusionConfig(method="osvd" if bundle else method)
+    share = 0.85 if bundle else 1.0
+    maps = compute_maps(series, config, lambda f, message: report(share * f, message))
+    if bundle is not None:
+        report(0.9, "Tmax by the trained CNN")
+        maps = learned_tmax(maps, series, bundle, config)
+        report(1.0, "done")
+    return maps
 
 
 def learned_tmax(
