@@ -22,7 +22,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from workbench.errors import InputError
-from workbench.tasks.hemorrhage import CTPreprocess, ct_tensor, read_ct
+from workbench.tasks.hemorrhage import CTPreprocess, normalise, read_ct, window_tensor
 
 SUBTYPES = ("epidural", "intraparenchymal", "intraventricular", "subarachnoid", "subdural")
 LABELS = ("any", *SUBTYPES)
@@ -151,8 +151,9 @@ def ct_augment() -> v2.Compose:
 
 
 class RSNASlices(Dataset):
-    """Windowed slices and their six targets, read from disk on demand (the real set is 750k
-    files; a worker pool reads in parallel)."""
+    """Windowed slices and their six targets. Read from disk on demand (the real set is 750k
+    files; a worker pool reads in parallel), or once into memory with ``cache`` (small sets:
+    the windows at model size, in float16)."""
 
     def __init__(
         self,
@@ -160,14 +161,20 @@ class RSNASlices(Dataset):
         targets: np.ndarray,
         prep: CTPreprocess,
         augment: bool = False,
+        cache: bool = False,
     ) -> None:
         self.paths = list(paths)
         self.targets = torch.as_tensor(np.asarray(targets), dtype=torch.float32)
         self.prep = prep
         self.augment = ct_augment() if augment else None
+        self.cached = [self._windows(i).half() for i in range(len(self.paths))] if cache else None
+
+    def _windows(self, i: int) -> torch.Tensor:
+        return window_tensor(read_ct(self.paths[i]).pixels, self.prep)
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return ct_tensor(read_ct(self.paths[i]).pixels, self.prep, self.augment), self.targets[i]
+        x = self.cached[i] if self.cached is not None else self._windows(i)
+        return normalise(x, self.prep, self.augment), self.targets[i]

@@ -22,6 +22,9 @@ The slices are written as CT DICOM with the competition's tags and file names, i
 from __future__ import annotations
 
 import csv
+import shutil
+import tempfile
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +34,7 @@ from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 from scipy import ndimage
 
-from workbench.data.rsna import CSV_NAME, IMAGE_DIR, LABELS, SUBTYPES, image_path
+from workbench.data.rsna import CSV_NAME, IMAGE_DIR, LABELS, SUBTYPES
 from workbench.phantom.head import Head, Tissue, make_head, smooth_field
 
 # Hounsfield-unit ranges per tissue; each head draws its own value in the range.
@@ -132,10 +135,10 @@ BleedMaker = Callable[[Geometry, np.random.Generator], Bleed | None]
 
 
 def _supratentorial(geo: Geometry) -> np.ndarray:
-    """Slices through the upper cerebrum (large intracranial area): where convexity
-    collections sit; lower, the middle fossa is too narrow for the profiles below."""
-    area = geo.head.intracranial.sum(axis=(1, 2))
-    return (area > 0.55 * area.max())[:, None, None]
+    """Slices clearly above the skull base (the sella): where convexity collections are seen;
+    lower, the fossae are too narrow and irregular for the profiles below."""
+    base = geo.head.landmarks["sella"][0] - 1.0
+    return (np.arange(geo.head.shape[0]) < base)[:, None, None]
 
 
 def _convexity(geo: Geometry, rng: np.random.Generator, lateral: float) -> np.ndarray | None:
@@ -151,7 +154,7 @@ def epidural(geo: Geometry, rng: np.random.Generator) -> Bleed | None:
     centre = _convexity(geo, rng, lateral=25.0)
     if centre is None:
         return None
-    radius, thick = rng.uniform(18.0, 32.0), rng.uniform(7.0, 16.0)
+    radius, thick = rng.uniform(20.0, 34.0), rng.uniform(10.0, 20.0)
     r = geo.distance(centre)
     profile = thick * np.clip(1.0 - (r / radius) ** 2, 0.0, None)
     mask = geo.head.intracranial & (geo.depth < profile) & geo.same_side(centre)
@@ -163,7 +166,7 @@ def subdural(geo: Geometry, rng: np.random.Generator) -> Bleed | None:
     centre = _convexity(geo, rng, lateral=15.0)
     if centre is None:
         return None
-    radius, thick = rng.uniform(45.0, 75.0), rng.uniform(3.0, 9.0)
+    radius, thick = rng.uniform(45.0, 75.0), rng.uniform(5.0, 14.0)
     r = geo.distance(centre)
     profile = thick * np.clip(1.0 - (r / radius) ** 4, 0.0, None)
     mask = geo.head.intracranial & (geo.depth < profile) & geo.same_side(centre)
@@ -270,7 +273,7 @@ def _acquire(hu: np.ndarray, geo: Geometry, rng: np.random.Generator) -> np.ndar
     hu = hu + np.where(geo.head.intracranial, rim, 0.0).astype(np.float32)
     hu = ndimage.gaussian_filter(hu, (0.0, *(rng.uniform(0.5, 0.9),) * 2))
     noise = ndimage.gaussian_filter(rng.standard_normal(hu.shape).astype(np.float32), (0, 0.7, 0.7))
-    return hu + noise * (rng.uniform(3.0, 7.0) / noise.std())
+    return hu + noise * (rng.uniform(2.0, 5.0) / noise.std())
 
 
 def make_ct_study(
@@ -400,6 +403,39 @@ def _label_rows(image_id: str, labels: np.ndarray) -> list[tuple[str, int]]:
     return [(f"{image_id}_{name}", values[name]) for name in (*SUBTYPES, "any")]
 
 
+def _pick_encoding(rng: np.random.Generator) -> Encoding:
+    names = list(ENCODINGS)
+    shares = np.array([ENCODINGS[k][1] for k in names])
+    return ENCODINGS[names[rng.choice(len(names), p=shares / shares.sum())]][0]
+
+
+def write_study(
+    study: CTStudy, folder: Path, rng: np.random.Generator, used: set[str]
+) -> list[str]:
+    """One patient's series as ``folder/ID_<image>.dcm`` files (one scanner encoding, z
+    descending from the top slice); returns the image IDs in slice order."""
+    enc = _pick_encoding(rng)
+    patient, study_uid, series_uid = (_hex_id(rng, used) for _ in range(3))
+    z_top = rng.uniform(80.0, 200.0)
+    ids = []
+    for k, hu in enumerate(study.hu):
+        image_id = _hex_id(rng, used)
+        ds = slice_dataset(
+            enc.stored(hu),
+            enc,
+            image_id=image_id,
+            patient_id=patient,
+            study_uid=generate_uid(entropy_srcs=[study_uid]),
+            series_uid=generate_uid(entropy_srcs=[series_uid]),
+            index=k,
+            z=z_top - k * study.spacing[0],
+            spacing=study.spacing,
+        )
+        ds.save_as(Path(folder) / f"{image_id}.dcm", enforce_file_format=True)
+        ids.append(image_id)
+    return ids
+
+
 def write_rsna(
     out: Path,
     n: int = 10,
@@ -413,32 +449,48 @@ def write_rsna(
     (out / IMAGE_DIR).mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     used: set[str] = set()
-    names = list(ENCODINGS)
-    shares = np.array([ENCODINGS[k][1] for k in names])
     rows: list[tuple[str, int]] = []
     for _ in range(n):
         study = make_ct_study(rng, shape, spacing)
-        enc = ENCODINGS[names[rng.choice(len(names), p=shares / shares.sum())]][0]
-        patient, study_uid, series_uid = (_hex_id(rng, used) for _ in range(3))
-        z_top = rng.uniform(80.0, 200.0)
-        for k in range(shape[0]):
-            image_id = _hex_id(rng, used)
-            ds = slice_dataset(
-                enc.stored(study.hu[k]),
-                enc,
-                image_id=image_id,
-                patient_id=patient,
-                study_uid=generate_uid(entropy_srcs=[study_uid]),
-                series_uid=generate_uid(entropy_srcs=[series_uid]),
-                index=k,
-                z=z_top - k * spacing[0],
-                spacing=spacing,
-            )
-            ds.save_as(image_path(out, image_id), enforce_file_format=True)
-            image_rows = _label_rows(image_id, study.labels[k])
+        ids = write_study(study, out / IMAGE_DIR, rng, used)
+        for image_id, labels in zip(ids, study.labels, strict=True):
+            image_rows = _label_rows(image_id, labels)
             rows += image_rows + (image_rows if rng.random() < 0.02 else [])
     with open(out / CSV_NAME, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["ID", "Label"])
         writer.writerows(rows)
     return out
+
+
+def write_examples(out: Path, seed: int = 5) -> list[Path]:
+    """The app's examples: single slices showing a subdural and an intraventricular bleed, a
+    normal slice, and a zip of a whole series with several subtypes (shuffled file names, as a
+    real export). ``python -c "from workbench.phantom.ct import write_examples;
+    write_examples('examples')"`` regenerates them."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    written = []
+    for kind in ("subdural", "intraventricular"):
+        study = make_ct_study(rng, prevalence={kind: 1.0})
+        k = int(np.argmax(study.masks[kind].sum(axis=(1, 2))))
+        written.append(_single_slice(study, k, out / f"hemorrhage_phantom_{kind}.dcm", rng))
+    study = make_ct_study(rng, prevalence={})
+    written.append(_single_slice(study, 12, out / "hemorrhage_phantom_normal.dcm", rng))
+    study = make_ct_study(rng, prevalence={"subdural": 1.0, "intraparenchymal": 1.0})
+    with tempfile.TemporaryDirectory() as tmp:
+        ids = write_study(study, Path(tmp), rng, set())
+        archive = out / "hemorrhage_phantom_series.zip"
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+            for image_id in sorted(ids):
+                zf.write(Path(tmp) / f"{image_id}.dcm", f"series/{image_id}.dcm")
+    return [*written, archive]
+
+
+def _single_slice(study: CTStudy, k: int, path: Path, rng: np.random.Generator) -> Path:
+    one = CTStudy(study.hu[k : k + 1], study.labels[k : k + 1], {}, study.spacing)
+    with tempfile.TemporaryDirectory() as tmp:
+        (image_id,) = write_study(one, Path(tmp), rng, set())
+        shutil.move(Path(tmp) / f"{image_id}.dcm", path)
+    return path

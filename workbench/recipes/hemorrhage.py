@@ -69,6 +69,7 @@ class HemorrhageOptions:
     epidural_factor: int = 8  # repeat epidural training slices (1: off)
     negative_fraction: float = 1.0  # keep this share of negative training slices
     max_images: int = 0  # 0: all; a random sample for quick runs
+    cache: bool = False  # hold the windowed slices in memory (small sets such as a phantom)
 
 
 DEFAULTS = TrainConfig(
@@ -206,7 +207,7 @@ def train(
     splits = make_splits(scan_rsna(data_dir, opts.max_images, cfg.seed), opts, cfg.seed)
 
     def dataset(part: RSNAIndex, augment: bool = False) -> RSNASlices:
-        return RSNASlices(part.paths, part.targets, prep, augment=augment)
+        return RSNASlices(part.paths, part.targets, prep, augment=augment, cache=opts.cache)
 
     out.mkdir(parents=True, exist_ok=True)
     test_true = splits.test.targets.astype(float)

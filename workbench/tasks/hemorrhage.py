@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,9 @@ import torch.nn.functional as F
 
 from workbench.ct import DEFAULT_CHANNELS, get_window, hounsfield, window_stack
 from workbench.errors import InputError
+from workbench.explain import gradcam
 from workbench.io import Image, load_image
+from workbench.io.archive import extract_zip
 from workbench.tasks.base import TaskSpec
 from workbench.tasks.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from workbench.weights import ModelBundle
@@ -57,23 +60,28 @@ class CTPreprocess:
         )
 
 
-def ct_tensor(
-    hu: np.ndarray,
-    prep: CTPreprocess,
-    augment: Transform | None = None,
-) -> torch.Tensor:
-    """(H, W) HU → (C, H, W) windowed tensor at ``prep.size``; the same for training and use.
-
-    ``augment`` (training only) sees the windows in [0, 1] before normalisation, so that what an
-    affine transform fills in is 0: air in every window.
-    """
+def window_tensor(hu: np.ndarray, prep: CTPreprocess) -> torch.Tensor:
+    """(H, W) HU → (C, H, W) windows in [0, 1] at ``prep.size`` (what a data cache keeps)."""
     x = torch.from_numpy(np.ascontiguousarray(window_stack(hu, prep.windows).transpose(2, 0, 1)))
-    x = F.interpolate(x[None], size=prep.size, mode="bilinear", antialias=True)[0]
+    return F.interpolate(x[None], size=prep.size, mode="bilinear", antialias=True)[0]
+
+
+def normalise(
+    x: torch.Tensor, prep: CTPreprocess, augment: Transform | None = None
+) -> torch.Tensor:
+    """Windows in [0, 1] → the model's input. ``augment`` (training only) acts before the
+    normalisation, so that what an affine transform fills in is 0: air in every window."""
+    x = x.float()
     if augment is not None:
         x = augment(x)
     if prep.imagenet_norm:
         x = (x - _norm(IMAGENET_MEAN, len(x))) / _norm(IMAGENET_STD, len(x))
     return x
+
+
+def ct_tensor(hu: np.ndarray, prep: CTPreprocess) -> torch.Tensor:
+    """(H, W) HU → (C, H, W) model input; the same for training and use."""
+    return normalise(window_tensor(hu, prep), prep)
 
 
 def _norm(values: tuple[float, ...], channels: int) -> torch.Tensor:
@@ -143,6 +151,50 @@ def study_summary(labels: Sequence[str], probs: np.ndarray) -> dict[str, Any]:
         "positive": [label for label, p in zip(labels, peak, strict=True) if p >= THRESHOLD],
         "slices": len(probs),
     }
+
+
+def most_suspicious(probs: np.ndarray) -> int:
+    """The slice to show first: highest ``any`` (column 0), ties broken by the top subtype."""
+    return int(np.lexsort((-probs[:, 1:].max(axis=1), -probs[:, 0]))[0])
+
+
+def read_slices(paths: Sequence[Path], workdir: Path) -> tuple[list[Image], list[str]]:
+    """CT slices from uploaded DICOM files and zips of a series (extracted into ``workdir``).
+
+    A file the user picked must be a CT slice; inside a zip, files that are not (a DICOMDIR, a
+    report) are skipped and named in the second list. No slice at all is an error.
+    """
+    images: list[Image] = []
+    skipped: list[str] = []
+    for number, path in enumerate(map(Path, paths)):
+        if not zipfile.is_zipfile(path):
+            images.append(read_ct(path))
+            continue
+        for member in extract_zip(path, workdir / f"zip{number}"):
+            try:
+                images.append(read_ct(member))
+            except InputError:
+                skipped.append(member.name)
+    if not images:
+        raise InputError("no CT slice found in the upload; give head CT DICOM files or a zip.")
+    return images, skipped
+
+
+def gradcam_map(bundle: ModelBundle, image: Image, label: str) -> np.ndarray:
+    """Grad-CAM of ``label`` on the slice, in [0, 1] at the slice's own size."""
+    if label not in bundle.labels:
+        raise InputError(f"unknown label '{label}'; choose one of {', '.join(bundle.labels)}.")
+    prep = CTPreprocess.from_dict(bundle.config["preprocess"])
+    x = ct_tensor(image.pixels, prep)[None].to(bundle.device)
+    heat = torch.from_numpy(gradcam(bundle.model, x, bundle.labels.index(label)))
+    heat = F.interpolate(heat[None, None], size=image.pixels.shape, mode="bilinear")
+    return heat[0, 0].clamp(0, 1).numpy()
+
+
+def window_views(image: Image, names: Sequence[str] = DEFAULT_CHANNELS) -> list[np.ndarray]:
+    """The slice in each window as a grey RGB picture (uint8), as a reader would page them."""
+    stack = (window_stack(image.pixels, names) * 255).round().astype(np.uint8)
+    return [np.repeat(stack[..., i : i + 1], 3, axis=-1) for i in range(len(names))]
 
 
 def predict(bundle: ModelBundle, image: Image) -> dict[str, Any]:

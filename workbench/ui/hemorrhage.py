@@ -1,0 +1,200 @@
+"""The Haemorrhage tab: head CT slices in, six probabilities per slice, windows and Grad-CAM.
+
+One DICOM, several, or a zip of a series. Slices are put in order along the head (by
+ImagePositionPatient, top first); the most suspicious one is shown first, and the study-level
+answer is the maximum over slices.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+import pandas as pd
+
+from workbench.ct import DEFAULT_CHANNELS, WINDOWS
+from workbench.errors import InputError
+from workbench.io import Image
+from workbench.render import overlay_heatmap
+from workbench.tasks import hemorrhage
+from workbench.ui.common import examples, guarded, model_for, provenance, upload_path
+
+TASK = "hemorrhage"
+EXAMPLES = (
+    "hemorrhage_phantom_subdural.dcm",
+    "hemorrhage_phantom_intraventricular.dcm",
+    "hemorrhage_phantom_normal.dcm",
+    "hemorrhage_phantom_series.zip",
+)
+UPLOAD_TYPES = [".dcm", ".dicom", ".zip", ".gz", ""]
+
+
+@dataclass
+class Study:
+    """What one upload gave, kept per browser session: slices in head order and their answers."""
+
+    images: list[Image]
+    probs: np.ndarray  # (N, labels)
+    labels: list[str]
+
+    def slice_label(self, k: int) -> str:
+        z = hemorrhage.slice_z(self.images[k])
+        where = f", z = {z:.1f} mm" if z is not None else ""
+        return f"{self.images[k].source}{where}"
+
+
+def _window_title(name: str) -> str:
+    w = WINDOWS[name]
+    return f"{name.replace('_', ' ')} {w.level:g}/{w.width:g}"
+
+
+def _bars(labels: list[str], probs: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame({"label": labels, "probability": [float(p) for p in probs]})
+
+
+def _table(study: Study) -> pd.DataFrame:
+    rows = []
+    for k, image in enumerate(study.images):
+        z = hemorrhage.slice_z(image)
+        rows.append(
+            {
+                "slice": k + 1,
+                "z (mm)": None if z is None else round(z, 1),
+                "file": image.source,
+                **hemorrhage.as_dict(study.labels, study.probs[k]),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _default_label(labels: list[str], probs: np.ndarray) -> str:
+    """The subtype to explain first: the most probable one, or ``any`` when none is likely."""
+    best = 1 + int(np.argmax(probs[1:]))
+    return labels[best] if probs[best] >= hemorrhage.THRESHOLD else labels[0]
+
+
+def _view(study: Study, k: int, label: str) -> tuple:
+    bundle = model_for(TASK)
+    image = study.images[k]
+    views = hemorrhage.window_views(image, DEFAULT_CHANNELS)
+    heat = hemorrhage.gradcam_map(bundle, image, label)
+    cam = overlay_heatmap(views[0], heat)
+    return (
+        *views,
+        _bars(study.labels, study.probs[k]),
+        cam,
+        f"**Showing slice {k + 1} of {len(study.images)}** ({study.slice_label(k)}); "
+        f"Grad-CAM for **{label}**.",
+    )
+
+
+@guarded
+def analyse(files: list[Any] | None) -> tuple:
+    """Upload → (study state, slice choice, subtype, 3 windows, bars, Grad-CAM, caption,
+    per-slice table, study summary, provenance)."""
+    if not files:
+        raise InputError("no file given: upload head CT DICOM files or a zip of a series.")
+    paths = [upload_path(f) for f in files]
+    bundle = model_for(TASK)
+    with tempfile.TemporaryDirectory(prefix="wb_hem_") as tmp:
+        images, skipped = hemorrhage.read_slices(paths, Path(tmp))
+    order = hemorrhage.order_along_head(images)
+    images = [images[i] for i in order]
+    probs = hemorrhage.probabilities(bundle, images)
+    study = Study(images, probs, bundle.labels)
+    first = hemorrhage.most_suspicious(probs)
+    label = _default_label(study.labels, probs[first])
+    summary = {
+        **hemorrhage.study_summary(study.labels, probs),
+        "most_suspicious_slice": first + 1,
+        "most_suspicious_file": images[first].source,
+        "skipped_files": skipped,
+    }
+    slices = [(f"{k + 1}: {study.slice_label(k)}", k + 1) for k in range(len(images))]
+    return (
+        study,
+        gr.Dropdown(choices=slices, value=first + 1),
+        gr.Dropdown(choices=study.labels, value=label),
+        *_view(study, first, label),
+        _table(study),
+        summary,
+        provenance(bundle),
+    )
+
+
+@guarded
+def show(study: Study | None, number: float, label: str) -> tuple:
+    """Another slice or subtype of the analysed study."""
+    if study is None:
+        raise InputError("analyse an upload first: click Analyse after choosing files.")
+    k = int(np.clip(round(number) - 1, 0, len(study.images) - 1))
+    return _view(study, k, label or study.labels[0])
+
+
+def build() -> None:
+    gr.Markdown(
+        "Upload one head CT slice (DICOM), several, or a zip of a series. Each slice gets six "
+        "probabilities (`any` and the five subtypes); the slices are ordered from the top of "
+        "the head down, the most suspicious is shown first, and the study-level answer is the "
+        "maximum over slices. Grad-CAM shows where the model found evidence for a subtype."
+    )
+    study = gr.State(None)
+    with gr.Row():
+        with gr.Column(scale=1):
+            upload = gr.File(
+                label="CT DICOM file(s) or a zip of a series",
+                file_types=UPLOAD_TYPES,
+                file_count="multiple",
+                type="filepath",
+            )
+            run = gr.Button("Analyse", variant="primary")
+            gr.Examples(
+                [[[path]] for path in examples(*EXAMPLES)],  # one row, one input, a file list
+                inputs=upload,
+                label="Examples (phantom CT)",
+            )
+            number = gr.Dropdown(choices=[("1", 1)], value=1, label="Slice (top of head → bottom)")
+            label = gr.Dropdown(
+                choices=["any"], value="any", label="Grad-CAM for", allow_custom_value=False
+            )
+            summary = gr.JSON(label="Study (maximum over slices)")
+        with gr.Column(scale=3):
+            caption = gr.Markdown()
+            with gr.Row():
+                windows = [
+                    gr.Image(label=_window_title(n), type="numpy", interactive=False, height=300)
+                    for n in DEFAULT_CHANNELS
+                ]
+            with gr.Row():
+                bars = gr.BarPlot(
+                    x="label",
+                    y="probability",
+                    y_lim=[0, 1],
+                    title="Probabilities on this slice",
+                    height=300,
+                    sort=None,
+                    x_label_angle=-30,
+                )
+                cam = gr.Image(
+                    label="Grad-CAM (brain window)",
+                    type="numpy",
+                    interactive=False,
+                    height=300,
+                    elem_id="hemorrhage-cam",
+                )
+            table = gr.Dataframe(label="Per slice, in order along the head", wrap=True)
+            about = gr.Markdown()
+    view = [*windows, bars, cam, caption]
+    run.click(
+        analyse,
+        upload,
+        [study, number, label, *view, table, summary, about],
+        api_name="hemorrhage_analyse",
+        concurrency_id="models",
+    )
+    for control in (number.input, label.input):
+        control(show, [study, number, label], view, api_name=False, concurrency_id="models")
