@@ -43,6 +43,7 @@ def run_perfusion(
     ``method="cnn"`` reads Tmax with a trained net (``weights``: a model folder or Hub repo,
     default the shipped ``perfusion`` one); CBF, CBV and MTT then come from ``config.method``.
     """
+    _check_method(method, weights)  # before the slow read
     start = perf_counter()
     series = load_series(path)
     maps = perfusion_maps(series, method, progress, config, weights)
@@ -60,8 +61,7 @@ def perfusion_maps(
     weights: str | None = None,
 ) -> PerfusionMaps:
     """The maps of a loaded series by deconvolution or, for ``method="cnn"``, with a net's Tmax."""
-    if weights is not None and method != CNN:
-        raise InputError("weights are only used by the cnn method; add --method cnn.")
+    _check_method(method, weights)
     report = progress or (lambda fraction, message: None)
     bundle = None
     if method == CNN:  # load first: missing weights fail before the slow part
@@ -76,6 +76,11 @@ def perfusion_maps(
         maps = learned_tmax(maps, series, bundle, config)
         report(1.0, "done")
     return maps
+
+
+def _check_method(method: str, weights: str | None) -> None:
+    if weights is not None and method != CNN:
+        raise InputError("weights are only used by the cnn method; add --method cnn.")
 
 
 def learned_tmax(

@@ -6,8 +6,8 @@ The built-in example is a simulated stroke patient (64×64, 6 slices, 40 time po
     write_dsc(out, 1, seed=7, shape=(6, 64, 64), n_times=40)  # workbench.phantom.perfusion
     cd out/patient_000/dsc && zip -9 -X examples/perfusion_phantom.zip *.dcm
 
-Nothing from the upload is kept: the series is read (and unzipped) in temporary folders that
-are deleted with the request; only the derived maps are handed to Gradio for download.
+The series is unzipped into a temporary folder deleted with the request; the maps offered for
+download are written straight into Gradio's cache, which the app sweeps like the uploads.
 """
 
 from __future__ import annotations
