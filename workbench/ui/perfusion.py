@@ -180,7 +180,8 @@ def analyse(upload: Any, method: str, progress: gr.Progress = gr.Progress()) -> 
     )
     per_slice = (maps.mask & (maps.tmax > THRESHOLD)).sum(axis=(1, 2))
     first = int(np.argmax(per_slice)) if per_slice.any() else maps.mask.shape[0] // 2
-    slider = gr.Slider(1, maps.mask.shape[0], value=first + 1, step=1, interactive=True)
+    # Gradio wants maximum > minimum; a one-slice series gets a second stop that shows the same
+    slider = gr.Slider(1, max(2, maps.mask.shape[0]), value=first + 1, step=1, interactive=True)
     return (
         study,
         slider,
@@ -219,21 +220,21 @@ def build() -> None:
             method = gr.Radio(METHODS, value="osvd", label="Tmax method")
             run = gr.Button("Compute maps", variant="primary")
             gr.Examples(examples(*EXAMPLES), inputs=upload, label="Example (simulated stroke)")
-            number = gr.Slider(1, 1, value=1, step=1, label="Slice")
+            number = gr.Slider(1, 2, value=1, step=1, label="Slice", interactive=False)
             headline = gr.Markdown()
             files = gr.File(label="Maps (NIfTI)", file_count="multiple", interactive=False)
         with gr.Column(scale=3):
             with gr.Row():
                 pictures = [
                     gr.Image(
-                        label=f"{style.title} ({style.unit})",
+                        label=style.title,  # the unit is on the colour bar
                         type="numpy",
                         interactive=False,
                         elem_id=f"perfusion-{name}",
                     )
                     for name, style in STYLES.items()
                 ]
-            aif = gr.Plot(label="Arterial input function", elem_id="perfusion-aif")
+            aif = gr.Plot(show_label=False, elem_id="perfusion-aif")  # the figure has titles
             summary = gr.JSON(label="Summary (volumes in ml)")
     run.click(
         analyse,

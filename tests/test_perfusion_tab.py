@@ -1,0 +1,76 @@
+"""The Perfusion tab on the real server: through gradio_client, and in headless Chromium."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+
+from tests.conftest import ARTIFACTS
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "perfusion_phantom.zip"
+SHOTS = ARTIFACTS / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def client(app_url: str):
+    gradio_client = pytest.importorskip("gradio_client")
+    return gradio_client.Client(app_url, verbose=False)
+
+
+def test_the_example_gives_four_maps_volumes_and_nifti_downloads(client) -> None:
+    from gradio_client import handle_file
+
+    assert EXAMPLE.stat().st_size < 2_000_000
+    *_, tmax, cbf, cbv, mtt, _aif, headline, summary, files = client.predict(
+        handle_file(str(EXAMPLE)), "osvd", api_name="/perfusion_maps"
+    )
+    pictures = [np.asarray(PILImage.open(p)) for p in (tmax, cbf, cbv, mtt)]
+    assert all(p.shape == pictures[0].shape and p.shape[1] >= 256 for p in pictures)
+    assert summary["method"] == "osvd" and summary["tmax_gt6_ml"] > 10
+    assert f"{summary['tmax_gt6_ml']} ml" in headline
+    names = sorted(Path(f).name for f in files)
+    assert names == ["cbf.nii.gz", "cbv.nii.gz", "mtt.nii.gz", "tmax.nii.gz"]
+    image = nib.load(next(f for f in files if f.endswith("tmax.nii.gz")))
+    assert image.shape == (64, 64, 6)
+    voxel_ml = abs(np.linalg.det(image.affine[:3, :3])) / 1000
+    volume = (np.asarray(image.dataobj) > 6).sum() * voxel_ml
+    assert summary["tmax_gt6_ml"] == pytest.approx(volume, abs=0.01)
+    # the white outline of the Tmax > 6 s region is drawn on the Tmax picture
+    assert (pictures[0] == 255).all(axis=-1).sum() > 50
+
+
+def test_wrong_uploads_get_a_one_line_reason(client, tmp_path: Path) -> None:
+    from gradio_client import handle_file
+
+    picture = tmp_path / "slice.png"
+    PILImage.fromarray(np.zeros((8, 8), np.uint8)).save(picture)
+    with pytest.raises(Exception, match=r"\.zip"):  # refused by the upload's file types
+        client.predict(handle_file(str(picture)), "osvd", api_name="/perfusion_maps")
+    notes = tmp_path / "series.zip"
+    with zipfile.ZipFile(notes, "w") as archive:
+        archive.writestr("README.txt", "no images here")
+    with pytest.raises(Exception, match="no DICOM images found") as info:
+        client.predict(handle_file(str(notes)), "osvd", api_name="/perfusion_maps")
+    assert "Traceback" not in str(info.value)
+
+
+@pytest.mark.browser
+def test_the_tab_in_a_browser(browser, app_url: str) -> None:
+    page = browser.new_page(viewport={"width": 1500, "height": 1100})
+    page.goto(app_url, wait_until="load", timeout=90_000)
+    page.get_by_role("tab", name="Perfusion").click(timeout=90_000)
+    page.locator("td, button, .gallery-item").filter(has_text="perfusion_phantom").first.click()
+    page.get_by_role("button", name="Compute maps").click()
+    page.locator("#perfusion-tmax img").wait_for(state="visible", timeout=120_000)
+    page.locator("#perfusion-aif img, #perfusion-aif svg, #perfusion-aif canvas").first.wait_for(
+        state="visible", timeout=60_000
+    )
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "perfusion_tab.png"), full_page=True)
+    assert page.get_by_text("Tmax > 6 s:").first.is_visible()
+    page.close()
