@@ -19,6 +19,8 @@ from workbench.ui.common import banner
 # instead of taking the whole app down.
 TABS: list[tuple[str, str]] = [
     ("Brain tumour", "workbench.ui.tumor"),
+    ("MR contrast", "workbench.ui.contrast"),
+    ("Tumour type", "workbench.ui.tumor44"),
     ("Haemorrhage", "workbench.ui.hemorrhage"),
     ("Perfusion", "workbench.ui.perfusion"),
     ("Models", "workbench.ui.models"),

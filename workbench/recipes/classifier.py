@@ -164,8 +164,10 @@ def train_member(
         model.load_state_dict(load_file(str(run_dir / "best.safetensors")))
         return model.eval(), json.loads(done.read_text())
     run_dir.mkdir(parents=True, exist_ok=True)
+    started = run_dir / "started"  # wall clock since the first start, so resumed runs count all
+    if not (cfg.resume and started.is_file()):
+        started.write_text(str(time.time()))
     train_view = data.view(prepared.splits["train"], augment=opts.augment)
-    start = time.perf_counter()
     result = fit(
         model,
         train_view,
@@ -182,10 +184,8 @@ def train_member(
         "best_epoch": result.best_epoch,
         "epochs_run": len(result.history),
         cfg.monitor: result.best_score,
-        "minutes": (time.perf_counter() - start) / 60,
+        "minutes": (time.time() - float(started.read_text())) / 60,
     }
-    prior = json.loads(done.read_text()) if done.is_file() else {}
-    info["minutes"] += prior.get("minutes", 0.0) if cfg.resume else 0.0
     done.write_text(json.dumps(info, indent=1))
     return result.model, info
 
@@ -204,6 +204,7 @@ def train(
         torch.set_num_threads(opts.threads)
     start = time.perf_counter()
     prepared = prepare(data_dir, task, opts, cfg.seed, progress=cfg.progress)
+    prepare_minutes = (time.perf_counter() - start) / 60
     print(json.dumps({"split": prepared.counts()["val"], "groups": len(set(prepared.groups))}))
     work = Path(opts.work_dir) if opts.work_dir else out / "runs"
     models, members = [], []
@@ -226,7 +227,8 @@ def train(
             "split_counts": {k: len(v) for k, v in prepared.splits.items()},
             "near_duplicate_groups": len(set(prepared.groups.tolist())),
             "members": members,
-            "minutes": (time.perf_counter() - start) / 60,
+            "prepare_minutes": prepare_minutes,  # decoding (or reading the decode cache)
+            "minutes": prepare_minutes + sum(m["minutes"] for m in members),
             "recipe": asdict(cfg),
             "options": asdict(opts),
             "preset": preset,

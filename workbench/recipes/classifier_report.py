@@ -295,8 +295,9 @@ def card_body(
         f"{recipe['batch_size']}, up to {recipe['epochs']} epochs, best epoch by "
         f"`{recipe['monitor']}`.",
         markdown_table(member_rows),
-        f"Trained on this machine's CPU (2 cores, shared) in {t['minutes']:.1f} minutes in all, "
-        "decoding included. Weights are stored in float16 and cast back to float32 on load; "
+        f"Trained on this machine's CPU (2 cores shared with other jobs) in {t['minutes']:.1f} "
+        f"minutes of wall time in all ({t['prepare_minutes']:.1f} of them decoding or reading "
+        "the decoded images). Weights are stored in float16 and cast back to float32 on load; "
         "the scores above come from the stored weights.",
         task.study + " `--preset study` (the scripts' default) runs it.",
     ]

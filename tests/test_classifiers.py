@@ -1,0 +1,295 @@
+"""The classifier path: folder datasets, near-duplicate-safe splits, the shared recipe trained on
+a tiny phantom set, the predict JSON, the header contrast rules on real DICOMs, Grad-CAM."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+
+from workbench.data.folders import (
+    FolderImages,
+    dhash_bits,
+    get_label_map,
+    near_duplicate_groups,
+    scan_dataset,
+    split_44_label,
+    stratified_group_split,
+    tumour_type_of,
+)
+from workbench.errors import InputError
+from workbench.io import load_image
+from workbench.models import build_model
+from workbench.phantom import write_dataset
+from workbench.recipes.classifier import evaluate, main, model_spec
+from workbench.recipes.classifier_tasks import ClassifierOptions
+from workbench.tasks import classify, contrast
+from workbench.tasks.contrast_rules import canonical, header_contrast
+from workbench.tasks.preprocess import Preprocess
+from workbench.weights import load_folder, save_pretrained
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = "test_efficientnet_gn"  # 100 k parameters, group norm: no batch statistics to settle
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "workbench", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+# --- label maps and scanning ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("folder", "label"),
+    [
+        ("Astrocitoma T1C+", "T1C+"),
+        ("_NORMAL T2", "T2"),
+        ("Meningioma T1", "T1"),
+        ("T1 pre", "T1 pre"),
+        ("T2 FLAIR post", "T2 FLAIR post"),
+        ("T2", "T2"),
+    ],
+)
+def test_contrast_label_from_the_folder_suffix_or_as_is(folder: str, label: str) -> None:
+    assert get_label_map("contrast").folder(folder) == label
+
+
+def test_detection_labels_and_an_unknown_folder() -> None:
+    to_label = get_label_map("tumor_detect").folder
+    assert [to_label(f) for f in ("glioma", "Meningioma", "pituitary", "notumor")] == [
+        "tumor",
+        "tumor",
+        "tumor",
+        "no_tumor",
+    ]
+    with pytest.raises(InputError, match="'banana' is not a tumour-detection class"):
+        to_label("banana")
+
+
+def test_44_class_names_split_into_type_and_contrast() -> None:
+    assert split_44_label("Astrocitoma T1C+") == ("Astrocitoma", "T1C+")
+    assert tumour_type_of("_NORMAL T2") == "normal"
+    assert split_44_label("Something else") == ("Something else", None)
+
+
+def test_scan_reads_every_44_class_folder_and_format(tmp_path: Path) -> None:
+    root = write_dataset("tumor44", tmp_path / "t44", n=1, seed=3, size=96)
+    samples = scan_dataset(root, get_label_map("folder"))
+    assert len({s.label for s in samples}) == 44
+    assert len(samples) == 44
+    data = FolderImages(samples[:6], sorted({s.label for s in samples}), Preprocess(size=(32, 32)))
+    assert data.images.dtype == torch.uint8 and data.images.shape == (6, 3, 32, 32)
+
+
+def test_kaggle_3m_layout_is_labelled_by_mask_and_grouped_by_patient(tmp_path: Path) -> None:
+    root = write_dataset("tumor_seg", tmp_path / "lgg", n=2, seed=1)
+    samples = scan_dataset(root, get_label_map("tumor_detect"))
+    assert {s.label for s in samples} == {"tumor", "no_tumor"}
+    assert len({s.group for s in samples}) == 2
+    with pytest.raises(InputError, match="needs class folders"):
+        scan_dataset(root, get_label_map("contrast"))
+
+
+def test_one_class_is_not_a_dataset(tmp_path: Path) -> None:
+    (tmp_path / "T1").mkdir()
+    with pytest.raises(InputError, match="fewer than two classes"):
+        scan_dataset(tmp_path, get_label_map("contrast"))
+
+
+# --- near-duplicates and the split ------------------------------------------------------------
+
+
+def test_dhash_bits_by_hand() -> None:
+    ramp = torch.arange(64, dtype=torch.uint8).repeat(64, 1)  # brightens to the right
+    images = torch.stack([ramp, ramp.flip(-1)])[:, None].expand(-1, 3, -1, -1)
+    bits = dhash_bits(images, size=4)
+    assert bits.shape == (2, 16)
+    assert bits[0].all() and not bits[1].any()
+
+
+def _blobs(n: int, seed: int) -> torch.Tensor:
+    """Distinct smooth random pictures (uint8, 3×64×64)."""
+    g = torch.Generator().manual_seed(seed)
+    low = torch.rand(n, 1, 6, 6, generator=g)
+    big = torch.nn.functional.interpolate(low, size=(64, 64), mode="bilinear")
+    return (big * 255).to(torch.uint8).expand(-1, 3, -1, -1).contiguous()
+
+
+def test_split_is_stratified_and_keeps_near_duplicates_on_one_side() -> None:
+    classes = np.repeat(["a", "b", "c"], 40)
+    images = _blobs(len(classes), seed=0)
+    # every fourth image gets two near-copies (noise of a few grey levels), same class
+    g = torch.Generator().manual_seed(1)
+    originals = np.arange(0, len(classes), 4)
+    copies = [
+        (images[i].int() + torch.randint(-3, 4, images[i].shape, generator=g)).clamp(0, 255)
+        for i in originals
+        for _ in range(2)
+    ]
+    images = torch.cat([images, torch.stack(copies).to(torch.uint8)])
+    labels = np.concatenate([classes, np.repeat(classes[originals], 2)])
+    source = np.concatenate([np.arange(len(classes)), np.repeat(originals, 2)])
+
+    groups = near_duplicate_groups(dhash_bits(images), max_distance=12)
+    for k, i in enumerate(np.repeat(originals, 2)):  # each copy sits in its original's group
+        assert groups[len(classes) + k] == groups[i]
+    assert len(set(groups.tolist())) >= 0.9 * len(classes)  # distinct pictures stay apart
+
+    parts = stratified_group_split(labels, groups, (0.7, 0.15, 0.15), seed=0)
+    assert sorted(np.concatenate(parts).tolist()) == list(range(len(labels)))
+    side = {}
+    for p, idx in enumerate(parts):
+        for i in idx:
+            assert side.setdefault(source[i], p) == p  # an image and its copies share a part
+    for idx in parts[1:]:
+        counts = {c: int((labels[idx] == c).sum()) for c in "abc"}
+        assert min(counts.values()) >= 0.5 * max(counts.values()) > 0  # every class, balanced
+    assert 0.6 < len(parts[0]) / len(labels) < 0.8
+
+
+def test_patients_are_kept_together() -> None:
+    bits = dhash_bits(_blobs(6, seed=2))
+    groups = near_duplicate_groups(bits, 0, ["p1", "p1", "", "p2", "", "p2"])
+    assert groups[0] == groups[1] and groups[3] == groups[5]
+    assert len(set(groups.tolist())) == 4
+
+
+# --- header rules on real DICOM files ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("file", "expected"),
+    [
+        ("pydicom_3.0.2/MR_small.dcm", "T2"),  # spin echo TR 4000 / TE 240
+        ("DICOMSamples/MR_Implicit_Little.dcm", "FLAIR"),  # TR 10002 / TE 159.5
+        ("dwv/bbmri-53323131.dcm", "T1"),  # MPRAGE TI 1200 / TE 1.64
+        ("dwv/bbmri-53323851.dcm", "T1"),
+    ],
+)
+def test_header_rules_on_real_dicoms(shared_data: Path, file: str, expected: str) -> None:
+    guess = header_contrast(load_image(shared_data / "dicom" / file).header)
+    assert guess is not None and guess["contrast"] == expected
+    assert guess["contrast_agent"] is None
+
+
+def test_contrast_agent_turns_t1_into_t1c() -> None:
+    header = {"RepetitionTime": 500, "EchoTime": 12, "ContrastBolusAgent": "Gadovist"}
+    assert header_contrast(header)["contrast"] == "T1C+"
+    assert header_contrast({"SeriesDescription": "AX T1 POST GAD"})["contrast"] == "T1C+"
+    assert header_contrast({"Modality": "MR"}) is None
+
+
+def test_header_check_flags_disagreement(shared_data: Path) -> None:
+    image = load_image(shared_data / "dicom" / "pydicom_3.0.2" / "MR_small.dcm")
+    assert contrast.header_check("T2", image)["agree"] is True
+    assert contrast.header_check("Meningioma T1C+", image)["agree"] is False
+    assert contrast.header_check("T1 post", image)["agree"] is False
+    assert canonical("T2 FLAIR post") == "FLAIR" and canonical("T1 post") == "T1C+"
+
+
+# --- the recipe on a tiny phantom set ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_contrast(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny contrast model trained by the real recipe on 4 × 16 phantom slices."""
+    tmp = tmp_path_factory.mktemp("contrast")
+    data = write_dataset("contrast", tmp / "data", n=16, seed=1, size=128)
+    out = tmp / "model"
+    main(
+        "contrast",
+        [
+            *("--data", str(data), "--out", str(out), "--arch", TINY, "--no-pretrained"),
+            *("--freeze-up-to", "", "--head", "none", "--size", "64", "--epochs", "12"),
+            *("--lr", "2e-3", "--optimizer", "adamw", "--batch-size", "8"),
+            *("--val-fraction", "0.3", "--patience", "20", "--threads", "1", "--no-progress"),
+        ],
+    )
+    return out
+
+
+def test_tiny_model_beats_chance_on_held_out_phantoms(tiny_contrast: Path, tmp_path: Path) -> None:
+    bundle = load_folder(tiny_contrast, "test", torch.device("cpu"))
+    assert bundle.labels == ["T1 post", "T1 pre", "T2", "T2 FLAIR post"]
+    fresh = write_dataset("contrast", tmp_path / "fresh", n=10, seed=99, size=128)
+    samples = scan_dataset(fresh, get_label_map("contrast"))
+    data = FolderImages(samples, bundle.labels, Preprocess.from_dict(bundle.config["preprocess"]))
+    probs = evaluate(bundle.model, data)[:, 0]
+    accuracy = float((probs.argmax(-1) == data.targets).float().mean())
+    # chance is 0.25; 16 of 40 right by chance has p ≈ 0.03 (T1 pre/post are the hard pair)
+    assert accuracy >= 0.4
+    card = (tiny_contrast / "README.md").read_text()
+    assert "model-index" in card and "confusion.png" in card
+    assert (tiny_contrast / "confusion.png").is_file()
+    assert bundle.config["metrics"]["accuracy"] > 0.25
+
+
+def test_weights_are_stored_in_float16_and_load_as_float32(tiny_contrast: Path) -> None:
+    with safe_open(str(tiny_contrast / "model.safetensors"), "pt") as f:
+        dtypes = {f.get_tensor(k).dtype for k in f.keys()}  # noqa: SIM118
+    assert torch.float16 in dtypes and torch.float32 not in dtypes
+    bundle = load_folder(tiny_contrast, "test", torch.device("cpu"))
+    assert all(p.dtype == torch.float32 for p in bundle.model.parameters())
+
+
+def test_predict_cli_prints_label_and_probabilities(tiny_contrast: Path, shared_data: Path) -> None:
+    dicom = shared_data / "dicom" / "pydicom_3.0.2" / "MR_small.dcm"
+    png = ROOT / "examples" / "contrast_phantom_T2.png"
+    proc = run_cli("predict", "contrast", str(png), str(dicom), "--weights", str(tiny_contrast))
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert len(rows) == 2
+    for row in rows:
+        assert set(row["probabilities"]) == {"T1 post", "T1 pre", "T2", "T2 FLAIR post"}
+        assert sum(row["probabilities"].values()) == pytest.approx(1, abs=1e-4)
+        assert row["label"] == max(row["probabilities"], key=row["probabilities"].get)
+    assert rows[0]["header"] is None and rows[0]["agree"] is None
+    assert rows[1]["header"]["contrast"] == "T2"
+    assert rows[1]["agree"] == (rows[1]["label"] == "T2")
+
+
+def test_gradcam_map_covers_the_image_at_its_own_size(tiny_contrast: Path) -> None:
+    bundle = load_folder(tiny_contrast, "test", torch.device("cpu"))
+    full = load_image(ROOT / "examples" / "contrast_phantom_T1_post.png")
+    image = replace(full, pixels=full.pixels[20:220, 40:190])  # not square, not the model's size
+    result = classify.classify(bundle, image)
+    heat = classify.explain(bundle, image, result.index)
+    assert heat.shape == (200, 150)
+    assert heat.min() >= 0 and heat.max() == pytest.approx(1)
+    assert heat.std() > 0.05  # a map, not a constant
+
+
+def test_ensemble_folder_votes_through_the_cli(tmp_path: Path) -> None:
+    opts = ClassifierOptions(arch=f"{TINY},test_resnet", pretrained=False)
+    spec = model_spec(opts, 2)
+    model = build_model(spec)
+    config = {
+        "task": "tumor_detect",
+        "model": spec,
+        "labels": ["no_tumor", "tumor"],
+        "preprocess": Preprocess(size=(64, 64), imagenet_norm=True).to_dict(),
+    }
+    save_pretrained(model, config, tmp_path / "ens", "", dtype=torch.float16)
+    image = ROOT / "examples" / "tumor_detect_phantom_glioma.jpg"
+    proc = run_cli("predict", "tumor_detect", str(image), "--weights", str(tmp_path / "ens"))
+    assert proc.returncode == 0, proc.stderr
+    row = json.loads(proc.stdout)
+    assert row["label"] in {"tumor", "no_tumor"}
+    assert [v["model"] for v in row["votes"]] == [TINY, "test_resnet"]
+    assert row["voting"] == "hard"
+    votes = [v["label"] for v in row["votes"]]
+    if votes[0] == votes[1]:  # a majority of two agreeing members decides
+        assert row["label"] == votes[0]
