@@ -25,8 +25,8 @@ from workbench.recipes.classifier_tasks import ClassifierTask
 from workbench.weights import CONFIG_NAME
 
 DATA_NOTE = (
-    "The training images are public re-uploads of a Kaggle dataset; the re-uploaders state no "
-    "licence, so these weights are for research and teaching only. Source: {source}."
+    "The images are a public re-upload of the Kaggle dataset named above; the re-uploaders state "
+    "no licence, so these weights are for research and teaching only."
 )
 GALLERY_MAX = 12
 
@@ -207,7 +207,11 @@ def write_report(
             title=config["title"],
             task_type="image-classification",
             dataset_name=config["training"]["data_description"],
-            dataset_type=config["training"]["data"],
+            dataset_type=(
+                task.dataset
+                if Path(task.dataset).name == config["training"]["data"]
+                else config["training"]["data"]
+            ),
             body=body,
             metrics={f"{held}_{k}": v for k, v in metrics.items()},
             tags=[task.name, *member_names(config)],
@@ -245,7 +249,7 @@ def card_body(
         f"Input → output: {task.what}. Labels: {', '.join(f'`{c}`' for c in config['labels'])}.",
         "## Training data",
         f"{t['data_description']}. "
-        + DATA_NOTE.format(source=task.dataset_title)
+        + DATA_NOTE
         + (f" {t['data_note']}" if t.get("data_note") else ""),
         f"Split (stratified by class; near-duplicate images — 16×16 dHash within "
         f"{opts['dup_distance']} of 256 bits, chained — kept on one side, "

@@ -1,4 +1,6 @@
-"""The Brain tumour tab: upload a slice, see the tumour mask drawn over it and its area."""
+"""The Brain tumour tab, the detection study's pipeline: an ensemble votes tumour / no tumour
+(each member's vote and the verdict's Grad-CAM shown), then, for a tumour, segmentation draws
+the mask over the slice and measures its area. "Segment only" skips the vote."""
 
 from __future__ import annotations
 
@@ -7,17 +9,20 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
+from workbench.io import Image
 from workbench.render import overlay_mask, to_rgb
-from workbench.tasks import tumor_seg
+from workbench.tasks import classify, tumor_detect, tumor_seg
+from workbench.ui.classify import explained, shared_examples
 from workbench.ui.common import UPLOAD_TYPES, examples, guarded, model_for, provenance, read_upload
 
 EXAMPLES = ("tumor_seg_phantom_1.tif", "tumor_seg_phantom_2.tif", "tumor_seg_phantom_empty.tif")
+DETECT_EXAMPLES = ("tumor_detect_phantom_glioma.jpg", "tumor_detect_phantom_notumor.jpg")
+REAL = tuple(f"datasets/brain_tumor_mri/Training/{c}" for c in ("glioma", "notumor", "pituitary"))
+VOTE_COLUMNS = ["model", "vote", "probability"]
 
 
-@guarded
-def analyse(upload: Any) -> tuple[np.ndarray, np.ndarray, dict[str, Any], str]:
+def segmentation(image: Image) -> tuple[np.ndarray, np.ndarray, dict[str, Any], str]:
     """Slice → (slice picture, overlay picture, measurements, provenance)."""
-    image = read_upload(upload)
     bundle = model_for("tumor_seg")
     mask = tumor_seg.segment(bundle, image)
     rgb = to_rgb(image.pixels)
@@ -25,16 +30,50 @@ def analyse(upload: Any) -> tuple[np.ndarray, np.ndarray, dict[str, Any], str]:
     return rgb, overlay_mask(rgb, mask), summary, provenance(bundle)
 
 
+@guarded
+def analyse(upload: Any) -> tuple[np.ndarray, np.ndarray, dict[str, Any], str]:
+    return segmentation(read_upload(upload))
+
+
+@guarded
+def detect_then_segment(upload: Any, voting: str = "hard") -> tuple[Any, ...]:
+    """Slice → (slice, overlay, measurements, provenance, verdict, votes, Grad-CAM).
+
+    Segmentation runs only when the ensemble's verdict is tumour, as in the study's pipeline;
+    otherwise the overlay is the bare slice and the measurements say why.
+    """
+    image = read_upload(upload)
+    detector = model_for("tumor_detect")
+    result = classify.classify(detector, image, voting)
+    votes = [[v["model"], v["label"], v["probability"]] for v in result.votes()]
+    rgb, cam = explained(detector, image, result.index)
+    about = provenance(detector)
+    if result.label != tumor_detect.POSITIVE:
+        summary = {"tumor_found": False, "segmentation": "skipped: the ensemble voted no tumour"}
+        return rgb, rgb, summary, about, result.probabilities(), votes, cam
+    rgb, overlay, summary, seg_about = segmentation(image)
+    return rgb, overlay, summary, f"{about}<br>{seg_about}", result.probabilities(), votes, cam
+
+
 def build() -> None:
     gr.Markdown(
         "Upload one axial brain MR slice: PNG, JPG, TIF (such as the LGG `kaggle_3m` 3-channel "
-        "tifs: pre-contrast, FLAIR, post-contrast) or DICOM. The model outlines the tumour and "
-        "measures its area (in mm² when the file carries its pixel spacing)."
+        "tifs: pre-contrast, FLAIR, post-contrast) or DICOM. An ensemble of three classifiers "
+        "votes tumour / no tumour (Grad-CAM shows the verdict's evidence); for a tumour the "
+        "segmentation model outlines it and measures its area (in mm² when the file carries its "
+        "pixel spacing). *Segment only* skips the vote."
     )
     with gr.Row():
         with gr.Column(scale=1):
             upload = gr.File(label="MR slice", file_types=UPLOAD_TYPES, type="filepath")
-            run = gr.Button("Segment", variant="primary")
+            voting = gr.Radio(
+                ["hard", "soft"],
+                value="hard",
+                label="Ensemble voting",
+                info="hard: majority of the members' votes; soft: mean probability",
+            )
+            detect = gr.Button("Detect, then segment", variant="primary")
+            run = gr.Button("Segment only")
             example_box = gr.Column()
         with gr.Column(scale=2):
             with gr.Row():
@@ -45,11 +84,30 @@ def build() -> None:
                     interactive=False,
                     elem_id="tumor-overlay",
                 )
+            with gr.Row():
+                verdict = gr.Label(label="Ensemble verdict", elem_id="tumor-verdict")
+                cam = gr.Image(
+                    label="Grad-CAM of the verdict (members' mean)",
+                    type="numpy",
+                    interactive=False,
+                    elem_id="tumor-cam",
+                )
+            votes = gr.Dataframe(headers=VOTE_COLUMNS, label="Each member's vote")
             measures = gr.JSON(label="Measurements")
             about = gr.Markdown()
     outputs = [slice_view, overlay, measures, about]
+    pipeline = [*outputs, verdict, votes, cam]
+    detect.click(
+        detect_then_segment,
+        [upload, voting],
+        pipeline,
+        api_name="tumor_detect",
+        concurrency_id="models",
+    )
     run.click(analyse, upload, outputs, api_name="tumor_segment", concurrency_id="models")
-    upload.upload(analyse, upload, outputs, api_name=False, concurrency_id="models")
+    upload.upload(
+        detect_then_segment, [upload, voting], pipeline, api_name=False, concurrency_id="models"
+    )
     with example_box:
         gr.Examples(
             examples(*EXAMPLES),
@@ -58,5 +116,19 @@ def build() -> None:
             fn=analyse,
             run_on_click=True,
             cache_examples=False,
-            label="Examples (phantom slices)",
+            label="Segmentation examples (phantom LGG slices)",
         )
+        for files, label in (
+            (examples(*DETECT_EXAMPLES), "Detection examples (phantom slices)"),
+            (shared_examples(*REAL), "Real slices (../shared/data)"),
+        ):
+            if files:
+                gr.Examples(
+                    [[f, "hard"] for f in files],
+                    inputs=[upload, voting],
+                    outputs=pipeline,
+                    fn=detect_then_segment,
+                    run_on_click=True,
+                    cache_examples=False,
+                    label=label,
+                )

@@ -54,10 +54,7 @@ def build() -> None:
         with gr.Column(scale=1):
             upload = gr.File(label="MR slice", file_types=UPLOAD_TYPES, type="filepath")
             run = gr.Button("Classify tumour type", variant="primary")
-            gr.Examples(examples(*EXAMPLES), inputs=upload, label="Examples (phantom slices)")
-            real = shared_examples(*REAL)
-            if real:
-                gr.Examples(real, inputs=upload, label="Real files (../shared/data)")
+            example_box = gr.Column()
         with gr.Column(scale=2):
             with gr.Row():
                 slice_view = gr.Image(label="Slice", type="numpy", interactive=False)
@@ -75,3 +72,18 @@ def build() -> None:
     outputs = [slice_view, cam, top5, kind, weighting, about]
     run.click(analyse, upload, outputs, api_name="tumor44_classify", concurrency_id="models")
     upload.upload(analyse, upload, outputs, api_name=False, concurrency_id="models")
+    with example_box:  # built after the outputs so that a click runs the example
+        for files, label in (
+            (examples(*EXAMPLES), "Examples (phantom slices)"),
+            (shared_examples(*REAL), "Real files (../shared/data)"),
+        ):
+            if files:
+                gr.Examples(
+                    files,
+                    inputs=upload,
+                    outputs=outputs,
+                    fn=analyse,
+                    run_on_click=True,
+                    cache_examples=False,
+                    label=label,
+                )
