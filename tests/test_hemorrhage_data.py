@@ -213,3 +213,27 @@ def test_tissue_hounsfield_units_match_head_ct() -> None:
     assert 18 < median(Tissue.WHITE) < 33 and 32 < median(Tissue.GREY) < 48
     assert median(Tissue.GREY) > median(Tissue.WHITE)
     assert 700 < median(Tissue.SKULL) < 2000
+
+
+def test_read_slices_expands_zips_and_skips_what_is_not_ct(rsna_dir: Path, tmp_path: Path) -> None:
+    import zipfile
+
+    from workbench.tasks.hemorrhage import most_suspicious, read_slices
+
+    index = scan_rsna(rsna_dir)
+    archive = tmp_path / "series.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in index.paths[:3]:
+            zf.write(path, f"study/{path.name}")
+        zf.writestr("study/DICOMDIR.txt", "an index, not an image")
+    images, skipped = read_slices([archive, index.paths[5]], tmp_path / "work")
+    assert [im.source for im in images] == [p.name for p in index.paths[:3]] + [index.paths[5].name]
+    assert skipped == ["DICOMDIR.txt"]
+    empty = tmp_path / "empty.zip"
+    with zipfile.ZipFile(empty, "w") as zf:
+        zf.writestr("readme.txt", "nothing here")
+    with pytest.raises(InputError, match="no CT slice found"):
+        read_slices([empty], tmp_path / "work2")
+    # highest `any` first; a tie is broken by the strongest subtype
+    probs = np.array([[0.2, 0, 0, 0, 0, 0], [0.9, 0.1, 0, 0, 0, 0], [0.9, 0, 0, 0.8, 0, 0]])
+    assert most_suspicious(probs) == 2

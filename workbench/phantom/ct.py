@@ -442,16 +442,18 @@ def write_rsna(
     seed: int = 0,
     shape: tuple[int, int, int] = (24, 256, 256),
     spacing: tuple[float, float, float] = (5.0, 0.9, 0.9),
+    prevalence: dict[str, float] | None = None,
 ) -> Path:
     """``n`` synthetic patients in the RSNA layout: ``stage_2_train.csv`` (with a few duplicated
-    rows, as in the released file) and ``stage_2_train/ID_<image>.dcm``."""
+    rows, as in the released file) and ``stage_2_train/ID_<image>.dcm``. ``prevalence``: the
+    share of heads with each subtype (default :data:`PREVALENCE`)."""
     out = Path(out)
     (out / IMAGE_DIR).mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     used: set[str] = set()
     rows: list[tuple[str, int]] = []
     for _ in range(n):
-        study = make_ct_study(rng, shape, spacing)
+        study = make_ct_study(rng, shape, spacing, prevalence)
         ids = write_study(study, out / IMAGE_DIR, rng, used)
         for image_id, labels in zip(ids, study.labels, strict=True):
             image_rows = _label_rows(image_id, labels)
