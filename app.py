@@ -26,6 +26,12 @@ TABS: list[tuple[str, str]] = [
     ("Models", "workbench.ui.models"),
 ]
 
+# System fonts only: the default theme's web fonts would be fetched from the internet, which an
+# offline hospital network (or a locked-down Space) may not reach.
+THEME = gr.themes.Soft(
+    font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]
+)
+
 CSS = """
 .wb-banner {background:#fff4e5;border:1px solid #f0b35a;border-radius:8px;padding:8px 12px;
             color:#6b3d00;font-size:0.95em}
@@ -37,7 +43,7 @@ def build_app() -> gr.Blocks:
     # Uploads live only in gradio's temporary cache, swept every minute of anything older than
     # two minutes (and at shutdown): the workbench keeps no copy of what people upload.
     with gr.Blocks(title="Brain Imaging Workbench", delete_cache=(60, 120)) as demo:
-        gr.Markdown("# 🧠 Brain Imaging Workbench")
+        gr.Markdown("# Brain Imaging Workbench")
         for title, module in TABS:
             with gr.Tab(title):
                 banner()
@@ -53,7 +59,7 @@ def build_app() -> gr.Blocks:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    build_app().launch(css=CSS, theme=gr.themes.Soft(), max_file_size="200mb")
+    build_app().launch(css=CSS, theme=THEME, max_file_size="200mb")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
 UPLOAD_TYPES = [".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".dcm", ".gz", ""]
 
 BANNER = f"""<div class="wb-banner" role="note">⚠️ <b>{DISCLAIMER}</b>
-Do not upload identifiable patient data; uploads are processed in memory and not kept.</div>"""
+Do not upload identifiable patient data. Uploads are deleted from the server within two minutes; nothing is stored or logged.</div>"""
 
 
 def banner() -> gr.HTML:

@@ -33,12 +33,12 @@ def model_row(task: str) -> dict[str, str]:
     """One line of the table; a missing model is a row that says how to get one."""
     try:
         folder, source = resolve(task, local_files_only=True)
-    except InputError as err:
+    except InputError:
         return {
             "task": task,
             "model": "—",
             "weights": "missing",
-            "trained on": str(err),
+            "trained on": f"no model yet: python train/{task}.py --help",
             "metrics": "",
         }
     config = json.loads((folder / CONFIG_NAME).read_text())
