@@ -1,6 +1,6 @@
 """Deconvolution speed on a 128×128×24×60 simulated DSC series: vectorised vs a per-voxel loop.
 
-    python bench/perfusion.py [--workers 2] [--loop-voxels 400]
+    python bench/perfusion.py [--workers 2] [--loop-voxels 400] [--weights perfusion]
 
 The per-voxel loop (``deconvolve_loop``: one voxel and one truncated pseudo-inverse at a time) is
 timed on a random subsample of the brain voxels and extrapolated to all of them; the table says so.
@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 
+from workbench.errors import WeightsNotFoundError
 from workbench.perfusion import PerfusionConfig, compute_maps
 from workbench.perfusion.aif import select_aif
 from workbench.perfusion.deconvolution import METHODS, deconvolve, deconvolve_loop
@@ -35,6 +36,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--loop-voxels", type=int, default=400)
+    parser.add_argument("--weights", default="perfusion", help="CNN model folder for its row")
     args = parser.parse_args()
 
     spec = DscSpec(shape=(24, 128, 128), n_times=60)
@@ -60,9 +62,30 @@ def main() -> None:
         loop *= n / len(sample)
         print(f"{method:<6} {fast:>13.3f} {cpu:>8.3f} {loop:>17.1f} {loop / fast:>8.0f}x")
     print(f"\nper-voxel loop timed on {len(sample)} random voxels and scaled to {n:,}")
-    total, cpu = _seconds(lambda: compute_maps(series, PerfusionConfig(workers=args.workers)), 1)
+    config = PerfusionConfig(workers=args.workers)
+    total, cpu = _seconds(lambda: compute_maps(series, config), 1)
     print(
         f"whole oSVD pipeline (mask, ΔR2*, AIF, deconvolution, maps): {total:.2f} s "
+        f"({cpu:.2f} CPU s)"
+    )
+    _bench_cnn(series, config, args.weights)
+
+
+def _bench_cnn(series, config: PerfusionConfig, weights: str) -> None:
+    """The trained net's Tmax on top of the maps: its inputs (ΔR2* resampled) and one pass."""
+    from workbench.perfusion.pipeline import learned_tmax
+    from workbench.weights import load
+
+    try:
+        bundle = load(weights)
+    except WeightsNotFoundError as err:
+        print(f"CNN Tmax: skipped ({err})")
+        return
+    maps = compute_maps(series, config)
+    seconds, cpu = _seconds(lambda: learned_tmax(maps, series, bundle, config))
+    name = bundle.config["model"]["name"]
+    print(
+        f"CNN Tmax ({name}: inputs and forward pass, after the maps): {seconds:.2f} s "
         f"({cpu:.2f} CPU s)"
     )
 
