@@ -38,7 +38,7 @@ class TrainConfig:
     optimizer: str = "adam"  # adam | adamw | sgd
     momentum: float = 0.9
     weight_decay: float = 0.0
-    scheduler: str = "none"  # none | cosine
+    scheduler: str = "none"  # none | cosine (per epoch) | cosine_step (per batch, few-epoch runs)
     monitor: str = "val_loss"  # any key the metrics function returns, or val_loss
     mode: str = "min"  # min | max
     patience: int = 7
@@ -66,6 +66,17 @@ _OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adamw": lambda p, c: torch.optim.AdamW(p, lr=c.lr, weight_decay=c.weight_decay),
     "sgd": lambda p, c: torch.optim.SGD(
         p, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay
+    ),
+}
+
+
+# name -> (factory(optimizer, config, batches per epoch), stepped after every batch?)
+_SCHEDULERS: dict[str, tuple[Callable[..., Any], bool]] = {
+    "cosine": (lambda o, c, n: torch.optim.lr_scheduler.CosineAnnealingLR(o, c.epochs), False),
+    # a one- or two-epoch CPU fine-tune still anneals when the schedule moves every batch
+    "cosine_step": (
+        lambda o, c, n: torch.optim.lr_scheduler.CosineAnnealingLR(o, c.epochs * n),
+        True,
     ),
 }
 
@@ -113,7 +124,7 @@ def _load_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer) -
     return meta
 
 
-def _run_epoch(model, loader, loss_fn, opt, accelerator, cfg, bar_desc) -> float:
+def _run_epoch(model, loader, loss_fn, opt, accelerator, cfg, bar_desc, batch_sched=None) -> float:
     model.train()
     total, count = 0.0, 0
     bar = tqdm(
@@ -130,6 +141,8 @@ def _run_epoch(model, loader, loss_fn, opt, accelerator, cfg, bar_desc) -> float
         if cfg.grad_clip:
             accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
+        if batch_sched is not None:
+            batch_sched.step()
         total += float(loss.detach()) * len(x)
         count += len(x)
         bar.set_postfix(loss=f"{total / count:.4f}")
@@ -180,12 +193,11 @@ def fit(
         drop_last=len(train_data) > cfg.batch_size,
     )
     val_loader = DataLoader(val_data, batch_size=cfg.batch_size, num_workers=cfg.num_workers)
-    sched = (
-        torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
-        if cfg.scheduler == "cosine"
-        else None
-    )
     model, opt, train_loader, val_loader = accelerator.prepare(model, opt, train_loader, val_loader)
+    sched, per_batch = None, False
+    if cfg.scheduler in _SCHEDULERS:
+        factory, per_batch = _SCHEDULERS[cfg.scheduler]
+        sched = factory(opt, cfg, len(train_loader))
 
     result = FitResult(model=model)
     best_state: dict[str, torch.Tensor] | None = None
@@ -204,7 +216,7 @@ def fit(
         best_file = Path(out_dir) / "best.safetensors"
         best_state = load_file(str(best_file)) if best_file.is_file() else None
         if sched:
-            for _ in range(start):
+            for _ in range(start * (len(train_loader) if per_batch else 1)):
                 sched.step()
 
     epochs = tqdm(
@@ -216,9 +228,16 @@ def fit(
     )
     for epoch in epochs:
         train_loss = _run_epoch(
-            model, train_loader, loss_fn, opt, accelerator, cfg, f"epoch {epoch + 1}"
+            model,
+            train_loader,
+            loss_fn,
+            opt,
+            accelerator,
+            cfg,
+            f"epoch {epoch + 1}",
+            sched if per_batch else None,
         )
-        if sched:
+        if sched and not per_batch:
             sched.step()
         outputs, targets = predict_loader(model, val_loader, accelerator)
         row = {

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
 from sklearn.metrics import f1_score
 from torch import nn
 from torch.utils.data import WeightedRandomSampler
@@ -35,6 +36,7 @@ from workbench.data.folders import (
 )
 from workbench.errors import InputError
 from workbench.models import Ensemble, build_model
+from workbench.recipes.classifier_report import write_report
 from workbench.recipes.classifier_tasks import CLASSIFIER_TASKS, ClassifierOptions, ClassifierTask
 from workbench.scripts import add_dataclass_args, dataclass_from_args, finish, train_parser
 from workbench.tasks.preprocess import Preprocess
@@ -159,8 +161,6 @@ def train_member(
     model = build_model(member_spec(arch, opts, len(classes), pretrained=opts.pretrained))
     done = run_dir / "done.json"
     if cfg.resume and done.is_file():
-        from safetensors.torch import load_file
-
         model.load_state_dict(load_file(str(run_dir / "best.safetensors")))
         return model.eval(), json.loads(done.read_text())
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -250,8 +250,6 @@ def evaluate(model: nn.Module, view: FolderImages, batch_size: int = 64) -> torc
 def report(out: Path, prepared: PreparedData, task: ClassifierTask) -> dict[str, Any]:
     """Evaluate the model folder as saved (float16 weights included) on the held-out split and
     write metrics, pictures and the card into it."""
-    from workbench.recipes.classifier_report import write_report
-
     bundle = load_folder(out, f"local: {out}", torch.device("cpu"))
     held = "test" if "test" in prepared.splits else "val"
     view = prepared.data.view(prepared.splits[held])

@@ -7,6 +7,7 @@ the held-out split, per ensemble member and for the ensemble's vote.
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +108,7 @@ def confusion_png(s: dict[str, Any], path: Path, title: str) -> None:
             ax.text(j, i, str(v), ha="center", va="center", color=colour)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(textwrap.fill(title, width=int(side * 9)), fontsize=10)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -303,6 +304,7 @@ def card_body(
         f"minutes of wall time in all ({t['prepare_minutes']:.1f} of them decoding or reading "
         "the decoded images). Weights are stored in float16 and cast back to float32 on load; "
         "the scores above come from the stored weights.",
+        t.get("note", ""),
         task.study + " `--preset study` (the scripts' default) runs it.",
     ]
     if task.notes:
