@@ -71,7 +71,7 @@ def test_tmax_scores_by_hand():
 
 def _patient(value: float, mask: np.ndarray) -> Patient:
     shape = mask.shape
-    return Patient("p", np.zeros((2, *shape), np.float32), np.full(shape, value), mask, None, 1.0)
+    return Patient("p", np.zeros((2, *shape), np.float32), np.full(shape, value), mask, None)
 
 
 def test_mean_map_averages_only_where_each_patient_is_scored():
@@ -89,7 +89,7 @@ def test_voxel_strips_hold_every_scored_voxel_once():
     mask[0, 1:4, 1:4] = True  # 9 voxels
     mask[1, 0, :] = True  # 5 voxels
     patient = Patient(
-        "p", np.random.rand(3, 2, 5, 5).astype(np.float32), np.random.rand(2, 5, 5), mask, None, 1.0
+        "p", np.random.rand(3, 2, 5, 5).astype(np.float32), np.random.rand(2, 5, 5), mask, None
     )
     strips = VoxelStrips([patient], strip=4)
     assert len(strips) == 4  # 14 voxels in strips of 4

@@ -133,7 +133,6 @@ class Patient:
     target: np.ndarray  # Tmax to learn, s
     mask: np.ndarray  # where the target is learnt and scored
     osvd: np.ndarray  # the deconvolution's Tmax, to compare against
-    voxel_ml: float
 
 
 def load_patient(folder: Path, target: str, spec: InputSpec) -> Patient:
@@ -160,7 +159,6 @@ def load_patient(folder: Path, target: str, spec: InputSpec) -> Patient:
         target=values.astype(np.float32),
         mask=mask,
         osvd=maps.tmax,
-        voxel_ml=series.voxel_volume_ml,
     )
 
 

@@ -98,7 +98,6 @@ class PerfusionOptions:
     folds: int = 6
     holdout: int = 1  # patients kept out of the cross-validation
     val_patients: int = 1  # per fold, training patients kept back for early stopping
-    strip: int = 256  # voxels per item for the 1×1×1 nets
     max_patients: int = 0  # 0: all
     threads: int = 1  # torch CPU threads: these nets are too small to gain from more, and on
     # a shared CPU a second thread mostly spins (50x slower steps measured on a busy machine)
