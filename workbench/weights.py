@@ -171,19 +171,19 @@ def default_device() -> torch.device:
 def load_folder(folder: Path, source: str, device: torch.device | None = None) -> ModelBundle:
     """Build the model named in ``config.json`` and load ``model.safetensors`` strictly."""
     config = json.loads((folder / CONFIG_NAME).read_text())
-    model = build_model(_without_pretrained(config["model"]))
+    model = build_model(without_pretrained(config["model"]))
     model.load_state_dict(load_file(str(folder / WEIGHTS_NAME)), strict=True)
     device = device or default_device()
     return ModelBundle(model.to(device).eval(), config, folder, source, device)
 
 
-def _without_pretrained(spec: Any) -> Any:
+def without_pretrained(spec: Any) -> Any:
     """The spec with every ``pretrained`` flag (ensemble members too) off: the trained weights
     follow, so ImageNet ones must never be fetched first."""
     if isinstance(spec, dict):
-        return {k: False if k == "pretrained" else _without_pretrained(v) for k, v in spec.items()}
+        return {k: False if k == "pretrained" else without_pretrained(v) for k, v in spec.items()}
     if isinstance(spec, list):
-        return [_without_pretrained(v) for v in spec]
+        return [without_pretrained(v) for v in spec]
     return spec
 
 

@@ -1,0 +1,157 @@
+"""One table for every shipped model: load time, latency, peak memory, training throughput.
+
+    python bench/models.py [--repeats 5] [--train-steps 3]
+
+Each task runs in a fresh process so its peak memory (max RSS) is its own. Latency is the median
+over ``--repeats`` predictions on the task's first example in ``examples/`` (perfusion: the whole
+example series through oSVD and through the CNN). Training throughput is images (perfusion:
+patients) per second for a few optimiser steps of the shipped architecture at its input size on
+random data. The device column says where it ran (a GPU when there is one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+EXAMPLE_GLOBS = {
+    "tumor_seg": "tumor_seg_phantom_1.tif",
+    "tumor_detect": "tumor_detect_phantom_glioma.jpg",
+    "contrast": "contrast_phantom_T2.png",
+    "tumor44": "tumor44_phantom_meningioma_T1C+.png",
+    "hemorrhage": "hemorrhage_phantom_subdural.dcm",
+    "perfusion": "perfusion_phantom*.zip",
+}
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _train_throughput(bundle, steps: int) -> float:
+    """Images per second for ``steps`` Adam steps of a fresh model of the bundle's spec."""
+    import torch
+
+    from workbench.models import build_model
+    from workbench.weights import without_pretrained
+
+    model = build_model(without_pretrained(bundle.config["model"])).to(bundle.device).train()
+    prep = bundle.config.get("preprocess", {})
+    size = prep.get("size", [224, 224])
+    batch = 8
+    x = torch.randn(batch, prep.get("channels", 3), *size, device=bundle.device)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    start = 0.0
+    for step in range(steps + 1):
+        if step == 1:  # the first step warms up allocators and kernels
+            start = time.perf_counter()
+        out = model(x)
+        loss = out.float().pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    if bundle.device.type == "cuda":
+        torch.cuda.synchronize()
+    return batch * steps / (time.perf_counter() - start)
+
+
+def bench_one(task: str, repeats: int, train_steps: int) -> dict:
+    """Measure one task in this process (called in a child process by ``main``)."""
+    from workbench import weights
+
+    example = next(iter(sorted((ROOT / "examples").glob(EXAMPLE_GLOBS[task]))), None)
+    start = time.perf_counter()
+    bundle = weights.load(task)
+    load_s = time.perf_counter() - start
+    if task == "perfusion":
+        from workbench.perfusion.pipeline import run_perfusion
+
+        def predict() -> None:
+            with tempfile.TemporaryDirectory() as out:
+                run_perfusion(example, out, method="cnn")
+
+        unit = "series"
+        throughput = None
+    else:
+        from workbench.io import load_image
+        from workbench.tasks import get_task
+
+        spec, image = get_task(task), load_image(example)
+
+        def predict() -> None:
+            spec.predict(bundle, image)
+
+        unit = "image"
+        throughput = _train_throughput(bundle, train_steps)
+    predict()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        predict()
+        times.append(time.perf_counter() - start)
+    return {
+        "task": task,
+        "model": bundle.config.get("title", bundle.config["model"]["name"]),
+        "device": str(bundle.device),
+        "load s": round(load_s, 2),
+        f"latency ms / {unit}": round(1000 * statistics.median(times)),
+        "peak MB": round(_peak_mb()),
+        "train img/s": None if throughput is None else round(throughput, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--train-steps", type=int, default=3)
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(bench_one(args.one, args.repeats, args.train_steps)))
+        return
+    from workbench.cards import markdown_table
+    from workbench.ui.models import MODEL_TASKS
+
+    rows = []
+    for task in MODEL_TASKS:
+        proc = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--one",
+                task,
+                "--repeats",
+                str(args.repeats),
+                "--train-steps",
+                str(args.train_steps),
+            ],
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode == 0:
+            rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        else:
+            rows.append({"task": task, "model": "failed: " + proc.stderr.strip()[-120:]})
+    keys = list(next(r for r in rows if len(r) > 2))
+    print(
+        f"Machine: {platform.processor() or platform.machine()}, "
+        f"{__import__('os').cpu_count()} CPU cores, Python {platform.python_version()}"
+    )
+    print(
+        markdown_table([{k: ("—" if r.get(k) is None else r.get(k)) for k in keys} for r in rows])
+    )
+
+
+if __name__ == "__main__":
+    main()
