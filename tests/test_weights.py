@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -114,3 +115,24 @@ def test_push_to_hub_uploads_the_model_folder(folder: Path, monkeypatch) -> None
 def test_push_refuses_a_folder_without_weights(tmp_path: Path) -> None:
     with pytest.raises(WeightsNotFoundError):
         weights.push_to_hub(tmp_path, "org/demo")
+
+
+def test_registry_names_the_hub_repo_and_env_overrides_it(hub_cache: Path, monkeypatch) -> None:
+    registry_dir = Path(os.environ["WORKBENCH_WEIGHTS_DIR"])
+    registry_dir.mkdir(parents=True)
+    (registry_dir / "registry.json").write_text(
+        json.dumps({"demo": {"repo": "org/demo", "revision": COMMIT}})
+    )
+    assert weights.hub_ref("demo") == weights.HubRef("org/demo", COMMIT)
+    assert weights.resolve("demo")[1] == f"hub: org/demo@{COMMIT}"
+    monkeypatch.setenv("WORKBENCH_DEMO_REPO", "org/elsewhere")
+    assert weights.hub_ref("demo").repo_id == "org/elsewhere"
+
+
+def test_shipped_registry_is_valid() -> None:
+    shipped = json.loads(
+        (Path(weights.__file__).parents[1] / "weights" / "registry.json").read_text()
+    )
+    for task, entry in shipped.items():
+        if not task.startswith("_"):
+            assert set(entry) == {"repo", "revision"}, task

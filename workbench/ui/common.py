@@ -27,7 +27,8 @@ EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
 UPLOAD_TYPES = [".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".dcm", ".gz", ""]
 
 BANNER = f"""<div class="wb-banner" role="note">⚠️ <b>{DISCLAIMER}</b>
-Do not upload identifiable patient data. Uploads are deleted from the server within two minutes; nothing is stored or logged.</div>"""
+Do not upload identifiable patient data. Uploads are deleted from the server within two
+minutes; nothing is stored or logged.</div>"""
 
 
 def banner() -> gr.HTML:
@@ -57,7 +58,19 @@ def guarded(fn: F) -> F:
                 print_exception=False,
             ) from None
 
-    return wrapper  # type: ignore[return-value]
+    return on_space_gpu(wrapper)  # type: ignore[return-value]
+
+
+def on_space_gpu(fn: F) -> F:
+    """On a Hugging Face ZeroGPU Space, borrow the GPU for the call (``spaces.GPU``); elsewhere,
+    including ordinary GPU machines (picked up by ``torch.cuda.is_available()``), ``fn`` as is."""
+    if not os.environ.get("SPACE_ID"):
+        return fn
+    try:
+        import spaces
+    except ImportError:
+        return fn
+    return spaces.GPU(fn)
 
 
 def upload_path(upload: Any) -> Path:
