@@ -89,14 +89,18 @@ def save_pretrained(
 ) -> Path:
     """Write a model folder; ``config["model"]`` must rebuild ``model`` through ``build_model``.
 
-    ``dtype`` (e.g. ``torch.float16``) stores the floating-point tensors smaller; loading casts
-    them back, since ``load_state_dict`` copies into the model's own (float32) tensors.
+    ``dtype`` (e.g. ``torch.float16``) stores the floating-point weight matrices and kernels
+    smaller; 1-D tensors (biases, normalisation scales and running statistics: a tiny share of
+    the bytes, but where float16 rounding shifts outputs most) stay as they are. Loading casts
+    back, since ``load_state_dict`` copies into the model's own (float32) tensors.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     if dtype is not None:
-        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+        state = {
+            k: v.to(dtype) if v.is_floating_point() and v.ndim > 1 else v for k, v in state.items()
+        }
     save_file(state, str(out_dir / WEIGHTS_NAME), metadata={"format": "pt"})
     (out_dir / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=False) + "\n")
     (out_dir / CARD_NAME).write_text(card)

@@ -156,16 +156,21 @@ def train_member(
     cfg: TrainConfig,
     run_dir: Path,
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Fit one classifier; a finished run (``done.json``) is reloaded instead when resuming."""
+    """Fit one classifier. Resuming reloads a finished run trained for at least ``cfg.epochs``
+    and continues any other run from its checkpoint (an interrupted one, or a finished one asked
+    for more epochs)."""
     data, classes = prepared.data, prepared.data.classes
     model = build_model(member_spec(arch, opts, len(classes), pretrained=opts.pretrained))
     done = run_dir / "done.json"
-    if cfg.resume and done.is_file():
+    finished = json.loads(done.read_text()) if cfg.resume and done.is_file() else None
+    if finished and finished.get("planned_epochs", finished["epochs_run"]) >= cfg.epochs:
         model.load_state_dict(load_file(str(run_dir / "best.safetensors")))
-        return model.eval(), json.loads(done.read_text())
+        return model.eval(), finished
     run_dir.mkdir(parents=True, exist_ok=True)
-    started = run_dir / "started"  # wall clock since the first start, so resumed runs count all
-    if not (cfg.resume and started.is_file()):
+    # Wall time: the finished runs' minutes plus this run since it (or the interrupted run it
+    # resumes) started.
+    started = run_dir / "started"
+    if finished or not (cfg.resume and started.is_file()):
         started.write_text(str(time.time()))
     train_view = data.view(prepared.splits["train"], augment=opts.augment)
     result = fit(
@@ -184,7 +189,9 @@ def train_member(
         "best_epoch": result.best_epoch,
         "epochs_run": len(result.history),
         cfg.monitor: result.best_score,
-        "minutes": (time.time() - float(started.read_text())) / 60,
+        "planned_epochs": cfg.epochs,
+        "minutes": (finished or {}).get("minutes", 0.0)
+        + (time.time() - float(started.read_text())) / 60,
     }
     done.write_text(json.dumps(info, indent=1))
     return result.model, info

@@ -304,7 +304,7 @@ def card_body(
         f"minutes of wall time in all ({t['prepare_minutes']:.1f} of them decoding or reading "
         "the decoded images). Weights are stored in float16 and cast back to float32 on load; "
         "the scores above come from the stored weights.",
-        t.get("note", ""),
+        opts.get("note", ""),
         task.study + " `--preset study` (the scripts' default) runs it.",
     ]
     if task.notes:

@@ -38,6 +38,7 @@ class ClassifierOptions:
     cache_dir: str = ""  # keep decoded images here between runs (same files, same size)
     work_dir: str = ""  # checkpoints and curves; default <out>/runs
     threads: int = 0  # torch threads; 0 keeps PyTorch's default
+    note: str = ""  # what the card must say about this run (e.g. a schedule changed on resume)
 
     @property
     def archs(self) -> list[str]:
