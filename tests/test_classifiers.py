@@ -32,7 +32,7 @@ from workbench.recipes.classifier import evaluate, main, model_spec
 from workbench.recipes.classifier_tasks import ClassifierOptions
 from workbench.tasks import classify, contrast
 from workbench.tasks.contrast_rules import canonical, header_contrast
-from workbench.tasks.preprocess import Preprocess
+from workbench.tasks.preprocess import IMAGENET_STD, Preprocess, to_tensor
 from workbench.weights import load_folder, save_pretrained
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,6 +92,22 @@ def test_scan_reads_every_44_class_folder_and_format(tmp_path: Path) -> None:
     assert len(samples) == 44
     data = FolderImages(samples[:6], sorted({s.label for s in samples}), Preprocess(size=(32, 32)))
     assert data.images.dtype == torch.uint8 and data.images.shape == (6, 3, 32, 32)
+
+
+def test_cached_images_are_what_an_upload_becomes(tmp_path: Path) -> None:
+    """A training item equals the inference tensor of the same file, to uint8 rounding."""
+    for label, name in (("T1", "contrast_phantom_T1_pre.png"), ("T2", "contrast_phantom_T2.png")):
+        (tmp_path / label).mkdir()
+        (tmp_path / label / name).write_bytes((ROOT / "examples" / name).read_bytes())
+    samples = scan_dataset(tmp_path, get_label_map("contrast"))
+    prep = Preprocess(size=(48, 40), imagenet_norm=True)
+    data = FolderImages(samples, ["T1", "T2"], prep, progress=False)
+    only_t2 = data.view([1, 0]).view([0])  # a view of a view keeps its own rows
+    assert [s.label for s in only_t2.samples] == ["T2"] and only_t2.targets.tolist() == [1]
+    x, y = only_t2[0]
+    expected = to_tensor(load_image(samples[1].path).pixels, prep)
+    assert y == 1 and x.shape == (3, 48, 40)
+    assert torch.allclose(x, expected, atol=0.6 / 255 / min(IMAGENET_STD))
 
 
 def test_kaggle_3m_layout_is_labelled_by_mask_and_grouped_by_patient(tmp_path: Path) -> None:

@@ -243,6 +243,10 @@ def get_augment(name: str) -> v2.Transform | None:
     return AUGMENTS[name]()
 
 
+NORM_MEAN = torch.tensor(IMAGENET_MEAN).view(-1, 1, 1)
+NORM_STD = torch.tensor(IMAGENET_STD).view(-1, 1, 1)
+
+
 def decode(path: Path, prep: Preprocess) -> torch.Tensor:
     """One file → (C, H, W) uint8 at ``prep.size``: :func:`to_tensor` without its normalisation,
     so the cache matches what an upload goes through, to 1/255."""
@@ -301,11 +305,11 @@ class FolderImages(Dataset):
 
     def view(self, indices: Sequence[int], augment: str = "none") -> FolderImages:
         """The images at ``indices`` (sharing the cache), optionally augmented."""
+        local = torch.as_tensor(np.asarray(indices, dtype=np.int64))
         sub = object.__new__(FolderImages)
-        sub.index = self.index[torch.as_tensor(np.asarray(indices, dtype=np.int64))]
-        sub.samples = [self.samples[i] for i in sub.index.tolist()]
+        sub.samples = [self.samples[i] for i in local.tolist()]
         sub.classes, sub.prep, sub.images = self.classes, self.prep, self.images
-        sub.targets = self.targets[sub.index]
+        sub.index, sub.targets = self.index[local], self.targets[local]
         sub.augment = get_augment(augment)
         return sub
 
@@ -319,7 +323,5 @@ class FolderImages(Dataset):
         x = x.float() / 255
         if self.prep.imagenet_norm:
             c = self.prep.channels
-            x = (x - torch.tensor(IMAGENET_MEAN[:c]).view(-1, 1, 1)) / torch.tensor(
-                IMAGENET_STD[:c]
-            ).view(-1, 1, 1)
+            x = (x - NORM_MEAN[:c]) / NORM_STD[:c]
         return x, self.targets[i]
