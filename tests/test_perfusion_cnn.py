@@ -166,3 +166,20 @@ def test_weights_without_the_cnn_method_is_a_clear_mistake(tmp_path):
 
     with pytest.raises(InputError, match="--method cnn"):
         run_perfusion(tmp_path, tmp_path / "out", method="osvd", weights="somewhere")
+
+
+def test_the_unet_trains_on_whole_volumes_and_reloads(trained, tmp_path):
+    from workbench.weights import load_folder
+
+    data, _, _ = trained
+    opts = PerfusionOptions(model="unet3d", target="osvd", folds=2, width=4, frames=40)
+    cfg = TrainConfig(**{**vars(ARCHITECTURES["unet3d"].defaults), "epochs": 2, "progress": False})
+    report = train(data, tmp_path / "unet", opts, cfg)
+    assert [row["method"] for row in report["tables"]["held_out"]] == ["cnn", "mean_map"]
+    bundle = load_folder(tmp_path / "unet", "test")
+    assert bundle.config["model"] == {
+        "name": "perfusion_unet3d",
+        "args": {"in_channels": 80, "width": 4},
+    }
+    inputs = torch.zeros(1, 80, 4, 48, 48)
+    assert bundle.model(inputs).shape == (1, 1, 4, 48, 48)

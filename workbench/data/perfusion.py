@@ -34,7 +34,7 @@ from workbench.perfusion.signal import bolus_arrival, brain_mask, clean, delta_r
 class InputSpec:
     """How a series becomes input channels; saved as ``config.json``'s ``preprocess``."""
 
-    frames: int = 48
+    frames: int = 40
     step: float = 1.5  # s between resampled frames
     aif_channels: bool = True
 

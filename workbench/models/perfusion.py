@@ -30,7 +30,7 @@ def perfusion_conv1(in_channels: int) -> nn.Module:
 
 @register_model("perfusion_conv2")
 def perfusion_conv2(in_channels: int, hidden: int = 16) -> nn.Module:
-    """Two 1×1×1 layers with batch norm (48 frames, 16 hidden: 817 parameters)."""
+    """Two 1×1×1 layers with batch norm (40 frames + 40 AIF channels, 16 hidden: 1,329)."""
     return nn.Sequential(
         nn.Conv3d(in_channels, hidden, kernel_size=1, bias=False),
         nn.BatchNorm3d(hidden),

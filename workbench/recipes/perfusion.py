@@ -78,7 +78,8 @@ ARCHITECTURES: dict[str, Architecture] = {
         "perfusion_unet3d",
         "volumes",
         "width",
-        TrainConfig(epochs=40, batch_size=2, lr=2e-3, patience=8),
+        # a dozen volumes make a dozen steps an epoch: one volume per step, many epochs
+        TrainConfig(epochs=80, batch_size=1, lr=3e-3, patience=15),
     ),
 }
 
@@ -89,7 +90,7 @@ class PerfusionOptions:
 
     model: str = "conv2"  # conv1 | conv2 | unet3d
     target: str = "reference"  # reference | osvd | truth
-    frames: int = 48  # time points on the resampled grid
+    frames: int = 40  # time points on the resampled grid
     step: float = 1.5  # s between them
     aif_channels: bool = True  # the AIF as more input channels (not in the study)
     width: int = 16  # conv2 hidden channels; U-Net base width
