@@ -307,9 +307,9 @@ def card_body(
 ) -> str:
     t = config["training"]
     windows = ", ".join(config["preprocess"]["windows"])
-    return f"""A {config["title"]} model. Input: one axial head CT slice (DICOM, Hounsfield
-units; the RSNA 12-bit wrap-around is fixed on reading), windowed as {windows} (one window per
-channel) at {config["preprocess"]["size"][0]} px. Output: six independent probabilities
+    return f"""Input: one axial head CT slice (DICOM, Hounsfield units; the RSNA 12-bit
+wrap-around is fixed on reading), windowed as {windows} (one window per channel) at
+{config["preprocess"]["size"][0]} px. Output: six independent probabilities
 (`any`, epidural, intraparenchymal, intraventricular, subarachnoid, subdural); a series'
 study-level answer is the maximum over its slices.
 

@@ -150,6 +150,7 @@ def build() -> None:
                 file_types=UPLOAD_TYPES,
                 file_count="multiple",
                 type="filepath",
+                elem_id="hemorrhage-upload",
             )
             run = gr.Button("Analyse", variant="primary")
             gr.Examples(
