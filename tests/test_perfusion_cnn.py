@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -183,3 +184,15 @@ def test_the_unet_trains_on_whole_volumes_and_reloads(trained, tmp_path):
     }
     inputs = torch.zeros(1, 80, 4, 48, 48)
     assert bundle.model(inputs).shape == (1, 1, 4, 48, 48)
+
+
+def test_the_cli_uses_the_shipped_cnn_by_default(tmp_path, capsys):
+    from workbench.cli import main
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "perfusion_phantom.zip"
+    assert main(["perfusion", str(example), "--out", str(tmp_path), "--method", "cnn"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["method"] == "cnn" and summary["weights"] == "local: weights/perfusion"
+    tmax = np.asarray(nib.load(tmp_path / "tmax.nii.gz").dataobj)
+    voxel_ml = abs(np.linalg.det(nib.load(tmp_path / "tmax.nii.gz").affine[:3, :3])) / 1000
+    assert summary["tmax_gt6_ml"] == pytest.approx((tmax > 6).sum() * voxel_ml, abs=0.01)
