@@ -222,14 +222,27 @@ def model_spec(opts: PerfusionOptions, spec: InputSpec) -> dict[str, Any]:
 def train(
     data_dir: Path, out: Path, opts: PerfusionOptions, cfg: TrainConfig, data_note: str = ""
 ) -> dict[str, Any]:
-    """Cross-validate, score the held-out patients, write the model folder; returns the report."""
+    """Cross-validate, score the held-out patients, write the model folder; returns the report.
+
+    Torch runs on ``opts.threads`` threads meanwhile (restored afterwards).
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(opts.threads)
+    try:
+        return _train(data_dir, out, opts, cfg, data_note)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _train(
+    data_dir: Path, out: Path, opts: PerfusionOptions, cfg: TrainConfig, data_note: str
+) -> dict[str, Any]:
     if opts.model not in ARCHITECTURES:
         raise InputError(f"unknown model {opts.model!r}; choose one of {', '.join(ARCHITECTURES)}.")
     if opts.loss not in LOSSES:
         raise InputError(f"unknown loss {opts.loss!r}; choose one of {', '.join(LOSSES)}.")
     if opts.target not in TARGETS:
         raise InputError(f"unknown target {opts.target!r}; choose one of {', '.join(TARGETS)}.")
-    torch.set_num_threads(opts.threads)
     spec = InputSpec(frames=opts.frames, step=opts.step, aif_channels=opts.aif_channels)
     folders = scan_patients(data_dir)[: opts.max_patients or None]
     held_out, folds = split_patients(len(folders), opts, cfg.seed)
