@@ -15,7 +15,7 @@ SHOTS = ARTIFACTS / "screenshots"
 @pytest.fixture
 def page(browser, app_url: str):
     page = browser.new_page(viewport={"width": 1400, "height": 1100})
-    page.goto(app_url, wait_until="networkidle")
+    page.goto(app_url, wait_until="load")
     yield page
     page.close()
 
