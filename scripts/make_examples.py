@@ -17,8 +17,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from workbench.data.lgg import read_mask, scan_kaggle_3m  # noqa: E402
-from workbench.phantom import write_dataset  # noqa: E402
+from workbench.data.lgg import read_mask, scan_kaggle_3m
+from workbench.phantom import write_dataset
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -31,9 +31,12 @@ def tumor_seg(tmp: Path) -> None:
     for k in np.argsort(-areas):
         by_patient.setdefault(records[k].patient, k)
     big = list(by_patient.values())[:2]
-    empty = next(k for k in range(len(records)) if areas[k] == 0 and 8 < records[k].index)
-    for name, k in [("tumor_seg_phantom_1.tif", big[0]), ("tumor_seg_phantom_2.tif", big[1]),
-                    ("tumor_seg_phantom_empty.tif", empty)]:
+    empty = next(k for k in range(len(records)) if areas[k] == 0 and records[k].index > 8)
+    for name, k in [
+        ("tumor_seg_phantom_1.tif", big[0]),
+        ("tumor_seg_phantom_2.tif", big[1]),
+        ("tumor_seg_phantom_empty.tif", empty),
+    ]:
         shutil.copy(records[k].image, EXAMPLES / name)
 
 

@@ -29,7 +29,8 @@ def test_tumour_tab_segments_an_example(client) -> None:
 
     example = EXAMPLES / "tumor_seg_phantom_1.tif"
     slice_view, overlay, measures, about = client.predict(
-        handle_file(str(example)), api_name="/tumor_segment")
+        handle_file(str(example)), api_name="/tumor_segment"
+    )
     shown = np.asarray(PILImage.open(overlay))
     original = np.asarray(PILImage.open(slice_view))
     assert shown.shape == original.shape
@@ -44,6 +45,6 @@ def test_a_text_file_gets_a_one_line_reason(client, tmp_path: Path) -> None:
 
     bad = tmp_path / "report.png"
     bad.write_text("not an image")
-    with pytest.raises(Exception, match="report.png") as info:
+    with pytest.raises(Exception, match=r"report\.png") as info:
         client.predict(handle_file(str(bad)), api_name="/tumor_segment")
     assert "Traceback" not in str(info.value)
