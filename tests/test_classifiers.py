@@ -4,6 +4,7 @@ a tiny phantom set, the predict JSON, the header contrast rules on real DICOMs, 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -219,18 +220,32 @@ def test_header_check_flags_disagreement(shared_data: Path) -> None:
 # --- the recipe on a tiny phantom set ------------------------------------------------------------
 
 
+TWO = ["T1 pre", "T2"]
+
+
+def write_two_contrasts(out: Path, n: int, seed: int) -> Path:
+    root = write_dataset("contrast", out, n=n, seed=seed, size=128)
+    for folder in root.iterdir():
+        if folder.name not in TWO:
+            shutil.rmtree(folder)
+    return root
+
+
 @pytest.fixture(scope="module")
 def tiny_contrast(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny contrast model trained by the real recipe on 4 × 16 phantom slices."""
+    """A tiny contrast model (timm's 0.4 M-parameter test ResNet) trained by the real recipe on
+    2 × 16 phantom slices, T1 and T2: the pairs T1 pre/post and T2/FLAIR differ too subtly for a
+    model this small at 64 px."""
     tmp = tmp_path_factory.mktemp("contrast")
-    data = write_dataset("contrast", tmp / "data", n=16, seed=1, size=128)
+    data = write_two_contrasts(tmp / "data", n=16, seed=1)
     out = tmp / "model"
     main(
         "contrast",
         [
-            *("--data", str(data), "--out", str(out), "--arch", TINY, "--no-pretrained"),
-            *("--freeze-up-to", "", "--head", "none", "--size", "64", "--epochs", "12"),
+            *("--data", str(data), "--out", str(out), "--arch", "test_resnet", "--no-pretrained"),
+            *("--freeze-up-to", "", "--head", "none", "--size", "64", "--epochs", "30"),
             *("--lr", "2e-3", "--optimizer", "adamw", "--batch-size", "8"),
+            *("--scheduler", "cosine_step"),
             *("--val-fraction", "0.3", "--patience", "20", "--threads", "1", "--no-progress"),
         ],
     )
@@ -239,18 +254,17 @@ def tiny_contrast(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_tiny_model_beats_chance_on_held_out_phantoms(tiny_contrast: Path, tmp_path: Path) -> None:
     bundle = load_folder(tiny_contrast, "test", torch.device("cpu"))
-    assert bundle.labels == ["T1 post", "T1 pre", "T2", "T2 FLAIR post"]
-    fresh = write_dataset("contrast", tmp_path / "fresh", n=10, seed=99, size=128)
+    assert bundle.labels == TWO
+    fresh = write_two_contrasts(tmp_path / "fresh", n=10, seed=99)
     samples = scan_dataset(fresh, get_label_map("contrast"))
     data = FolderImages(samples, bundle.labels, Preprocess.from_dict(bundle.config["preprocess"]))
     probs = evaluate(bundle.model, data)[:, 0]
     accuracy = float((probs.argmax(-1) == data.targets).float().mean())
-    # chance is 0.25; 16 of 40 right by chance has p ≈ 0.03 (T1 pre/post are the hard pair)
-    assert accuracy >= 0.4
+    assert accuracy >= 0.75  # chance is 0.5: 15 of 20 right by chance has p ≈ 0.02
     card = (tiny_contrast / "README.md").read_text()
     assert "model-index" in card and "confusion.png" in card
     assert (tiny_contrast / "confusion.png").is_file()
-    assert bundle.config["metrics"]["accuracy"] > 0.25
+    assert bundle.config["metrics"]["accuracy"] > 0.5
 
 
 def test_weights_are_stored_in_float16_and_load_as_float32(tiny_contrast: Path) -> None:
@@ -270,7 +284,7 @@ def test_predict_cli_prints_label_and_probabilities(tiny_contrast: Path, shared_
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
     assert len(rows) == 2
     for row in rows:
-        assert set(row["probabilities"]) == {"T1 post", "T1 pre", "T2", "T2 FLAIR post"}
+        assert set(row["probabilities"]) == set(TWO)
         assert sum(row["probabilities"].values()) == pytest.approx(1, abs=1e-4)
         assert row["label"] == max(row["probabilities"], key=row["probabilities"].get)
     assert rows[0]["header"] is None and rows[0]["agree"] is None
