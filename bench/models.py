@@ -105,7 +105,8 @@ def bench_one(task: str, repeats: int, train_steps: int) -> dict:
         "model": bundle.config.get("title", bundle.config["model"]["name"]),
         "device": str(bundle.device),
         "load s": round(load_s, 2),
-        f"latency ms / {unit}": round(1000 * statistics.median(times)),
+        "latency ms": round(1000 * statistics.median(times)),
+        "per": unit,
         "peak MB": round(_peak_mb()),
         "train img/s": None if throughput is None else round(throughput, 1),
     }
