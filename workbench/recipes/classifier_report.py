@@ -299,11 +299,12 @@ def card_body(
         f"weight decay {recipe['weight_decay']}, {recipe['scheduler']} schedule, batch "
         f"{recipe['batch_size']}, up to {recipe['epochs']} epochs, best epoch by "
         f"`{recipe['monitor']}`.",
-        markdown_table(member_rows),
+        markdown_table(member_rows, "{:.1f}"),
         f"Trained on this machine's CPU (2 cores shared with other jobs) in {t['minutes']:.1f} "
         f"minutes of wall time in all ({t['prepare_minutes']:.1f} of them decoding or reading "
-        "the decoded images). Weights are stored in float16 and cast back to float32 on load; "
-        "the scores above come from the stored weights.",
+        "the decoded images). Weight matrices and kernels are stored in float16 (biases and "
+        "normalisation statistics in float32) and cast back to float32 on load; the scores above "
+        "come from the stored weights.",
         opts.get("note", ""),
         task.study + " `--preset study` (the scripts' default) runs it.",
     ]
