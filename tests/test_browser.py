@@ -25,9 +25,11 @@ def open_tab(page, title: str) -> None:
 
 def test_tumour_tab_example_shows_the_mask(page) -> None:
     open_tab(page, "Brain tumour")
-    assert page.get_by_text("not for diagnosis").first.is_visible()
+    # the open tab's own banner (hidden tabs carry theirs too)
+    page.locator(".wb-banner:visible", has_text="not for diagnosis").first.wait_for()
     page.locator(".gallery-item, button.example, [data-testid='examples'] button, td").filter(
-        has_text="tumor_seg_phantom_1").first.click()
+        has_text="tumor_seg_phantom_1"
+    ).first.click()
     page.locator("#tumor-overlay img").wait_for(state="visible", timeout=120_000)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "tumor_tab.png"), full_page=True)
