@@ -96,3 +96,12 @@ def browser():
         )
         yield b
         b.close()
+
+
+@pytest.fixture
+def page(browser, app_url: str):
+    """A fresh page on the app, loaded (not waiting for network idle: gradio keeps a stream)."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    page.goto(app_url, wait_until="load")
+    yield page
+    page.close()

@@ -11,14 +11,6 @@ pytestmark = pytest.mark.browser
 SHOTS = ARTIFACTS / "screenshots"
 
 
-@pytest.fixture
-def page(browser, app_url: str):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(app_url, wait_until="load")
-    yield page
-    page.close()
-
-
 def open_tab(page, title: str) -> None:
     page.get_by_role("tab", name=title).click()
 

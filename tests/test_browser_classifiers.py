@@ -12,14 +12,6 @@ pytestmark = pytest.mark.browser
 SHOTS = ARTIFACTS / "screenshots"
 
 
-@pytest.fixture
-def page(browser, app_url: str):
-    page = browser.new_page(viewport={"width": 1400, "height": 1100})
-    page.goto(app_url, wait_until="load")
-    yield page
-    page.close()
-
-
 @pytest.mark.parametrize(
     ("tab", "task", "example", "picture", "shot"),
     [
