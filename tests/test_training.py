@@ -87,3 +87,39 @@ def test_resume_continues_where_it_stopped(tmp_path: Path) -> None:
     assert [row["epoch"] for row in resumed.history] == [1, 2, 3, 4]
     state = json.loads((tmp_path / "checkpoint" / "state.json").read_text())
     assert state["epoch"] == 3 and "param_groups" in state
+
+
+def _conv_net() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 2),
+    )
+
+
+def _bright_or_dark(n: int, seed: int) -> TensorDataset:
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 2, (n,), generator=g)
+    x = torch.rand(n, 1, 8, 8, generator=g) + y[:, None, None, None] * 1.0
+    return TensorDataset(x, y)
+
+
+def test_channels_last_trains_alike_and_hands_back_a_contiguous_model(tmp_path: Path) -> None:
+    """The NHWC speed-up must not change what is learnt, and the returned weights must be in the
+    default layout (safetensors and the app expect contiguous tensors)."""
+    runs = {}
+    for flag in (False, True):
+        torch.manual_seed(0)
+        runs[flag] = fit(
+            _conv_net(),
+            _bright_or_dark(64, 0),
+            _bright_or_dark(32, 1),
+            nn.CrossEntropyLoss(),
+            replace(CFG, epochs=3, channels_last=flag),
+            metrics_fn=_accuracy,
+        )
+    losses = [[row["val_loss"] for row in runs[f].history] for f in (False, True)]
+    assert torch.allclose(torch.tensor(losses[0]), torch.tensor(losses[1]), atol=1e-4)
+    assert all(p.is_contiguous() for p in runs[True].model.parameters())
