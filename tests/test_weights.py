@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from huggingface_hub import constants
+from huggingface_hub.utils import filter_repo_objects
 
 from workbench import weights
 from workbench.errors import WeightsNotFoundError
@@ -66,9 +67,15 @@ def test_load_from_a_directory_restores_the_weights(folder: Path) -> None:
 
 
 def test_local_weights_dir_wins(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An overridden weights folder is named as it is, not as the project's ``weights/``."""
     monkeypatch.setenv("WORKBENCH_WEIGHTS_DIR", str(folder.parent))
     path, source = weights.resolve("demo")
-    assert path == folder and source == "local: weights/demo"
+    assert path == folder and source == f"local: {folder}"
+
+
+def test_project_weights_are_named_relative_to_the_project() -> None:
+    path, source = weights.resolve("tumor_seg")
+    assert source == "local: weights/tumor_seg" and path.name == "tumor_seg"
 
 
 def test_hub_repo_resolves_from_the_cache_offline(hub_cache: Path) -> None:
@@ -93,7 +100,14 @@ def test_missing_weights_say_how_to_train(hub_cache: Path) -> None:
 
 
 def test_push_to_hub_uploads_the_model_folder(folder: Path, monkeypatch) -> None:
+    """The card's pictures and the report go up with the model; local checkpoints do not.
+    The fake applies the patterns with huggingface_hub's own filter, as upload_folder does."""
     calls: dict[str, object] = {}
+    (folder / "confusion.png").write_bytes(b"png")
+    (folder / "report.json").write_text("{}")
+    (folder / "runs" / "arch").mkdir(parents=True)
+    (folder / "runs" / "arch" / "best.safetensors").write_bytes(b"x")
+    (folder / "runs" / "arch" / "curve_loss.png").write_bytes(b"png")
 
     class FakeApi:
         def __init__(self, token=None):
@@ -102,14 +116,21 @@ def test_push_to_hub_uploads_the_model_folder(folder: Path, monkeypatch) -> None
         def create_repo(self, repo_id, private, exist_ok, repo_type):
             calls["create"] = (repo_id, private, exist_ok, repo_type)
 
-        def upload_folder(self, repo_id, folder_path, allow_patterns, commit_message):
-            calls["upload"] = (repo_id, folder_path, sorted(allow_patterns))
+        def upload_folder(self, repo_id, folder_path, allow_patterns, ignore_patterns, **kw):
+            files = [p.relative_to(folder_path).as_posix() for p in Path(folder_path).rglob("*")]
+            kept = filter_repo_objects(
+                files, allow_patterns=allow_patterns, ignore_patterns=ignore_patterns
+            )
+            calls["upload"] = (repo_id, sorted(kept))
             return "https://hub/commit/1"
 
     monkeypatch.setattr(weights, "HfApi", FakeApi)
     assert weights.push_to_hub(folder, "org/demo", private=True) == "https://hub/commit/1"
     assert calls["create"] == ("org/demo", True, True, "model")
-    assert calls["upload"] == ("org/demo", str(folder), sorted(weights.FOLDER_FILES))
+    assert calls["upload"] == (
+        "org/demo",
+        ["README.md", "config.json", "confusion.png", "model.safetensors", "report.json"],
+    )
 
 
 def test_push_refuses_a_folder_without_weights(tmp_path: Path) -> None:

@@ -27,6 +27,10 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"
 FOLDER_FILES = (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME)
+# What a push publishes beyond the loadable files: the report and the pictures the card shows.
+# Top level only: training checkpoints under ``runs/`` stay local.
+PUBLISH_PATTERNS = (*FOLDER_FILES, "report.json", "*.png")
+PUBLISH_IGNORE = ("*/*",)
 
 
 def weights_dir() -> Path:
@@ -124,6 +128,15 @@ def _looks_like_path(name: str) -> bool:
     return Path(name).exists() or name.startswith((".", "/", "~")) or name.count("/") > 1
 
 
+def _shown(path: Path) -> str:
+    """``weights/<task>`` for the project's own folder, the full path for an override."""
+    project = Path(__file__).resolve().parents[1]
+    try:
+        return str(path.resolve().relative_to(project))
+    except ValueError:
+        return str(path)
+
+
 def resolve(
     name: str | os.PathLike[str],
     *,
@@ -141,7 +154,7 @@ def resolve(
     task = str(name)
     local = weights_dir() / task
     if _is_folder(local):
-        return local, f"local: weights/{task}"
+        return local, f"local: {_shown(local)}"
     if _looks_like_path(task):
         raise WeightsNotFoundError(
             f"{task}: not a model folder (it needs config.json and model.safetensors)."
@@ -208,7 +221,8 @@ def load(name: str | os.PathLike[str], *, revision: str | None = None) -> ModelB
 def push_to_hub(
     folder: Path, repo_id: str, *, private: bool = False, token: str | None = None
 ) -> str:
-    """Create (if needed) ``repo_id`` and upload the model folder; returns the commit URL."""
+    """Create (if needed) ``repo_id`` and upload the model folder with its card's pictures;
+    returns the commit URL."""
     if not _is_folder(Path(folder)):
         raise WeightsNotFoundError(
             f"{folder} is not a model folder (config.json + model.safetensors)."
@@ -218,7 +232,8 @@ def push_to_hub(
     info = api.upload_folder(
         repo_id=repo_id,
         folder_path=str(folder),
-        allow_patterns=list(FOLDER_FILES),
+        allow_patterns=list(PUBLISH_PATTERNS),
+        ignore_patterns=list(PUBLISH_IGNORE),
         commit_message=f"Upload {Path(folder).name} from the Brain Imaging Workbench",
     )
     return str(info)
