@@ -157,3 +157,13 @@ def test_shipped_registry_is_valid() -> None:
     for task, entry in shipped.items():
         if not task.startswith("_"):
             assert set(entry) == {"repo", "revision"}, task
+
+
+def test_weights_index_agrees_with_the_cards() -> None:
+    """``weights/README.md`` is what the cards say now (rerun scripts/weights_index.py if not)."""
+    from workbench.cards import render_index
+
+    root = Path(weights.__file__).resolve().parents[1] / "weights"
+    index = (root / "README.md").read_text()
+    assert index == render_index(root)
+    assert index.count("](") == len(list(root.glob("*/config.json")))

@@ -6,7 +6,9 @@ training script's own words about data, recipe and limits.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
@@ -78,3 +80,41 @@ def markdown_table(rows: list[dict[str, object]], float_fmt: str = "{:.3f}") -> 
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     lines += ["| " + " | ".join(cell(r.get(k, "")) for k in keys) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def render_index(weights_root: Path) -> str:
+    """``weights/README.md``: one row per model folder, its results read back from the card's
+    ``model-index`` metadata, so the index cannot disagree with the cards."""
+    rows = []
+    for config_file in sorted(weights_root.glob("*/config.json")):
+        folder = config_file.parent
+        config = json.loads(config_file.read_text())
+        results = ModelCard.load(folder / "README.md").data.eval_results or []
+        training = config.get("training", {})
+        rows.append(
+            {
+                "task": f"[{folder.name}]({folder.name}/README.md)",
+                "model": config.get("title", ""),
+                "trained on": training.get("data_description", training.get("data", "")),
+                "results (held out)": ", ".join(
+                    f"{r.metric_name} {r.metric_value:.3f}" for r in results
+                ),
+                "MB": f"{(folder / 'model.safetensors').stat().st_size / 1e6:.2f}",
+            }
+        )
+    return _INDEX.format(table=markdown_table(rows))
+
+
+_INDEX = """# Shipped weights
+
+Each folder is a Hugging Face Hub model repo as `python train/<task>.py --out weights/<task>`
+writes it (`config.json`, `model.safetensors`, the card `README.md`, and the card's pictures).
+The app loads `weights/<task>/` when present, else the Hub repo named in `registry.json`
+(overridable with `WORKBENCH_<TASK>_REPO` / `_REVISION`). The cards say how each model was
+trained and where it falls short; this table is regenerated from them by
+`python scripts/weights_index.py`.
+
+{table}
+
+For research and teaching only, not for diagnosis.
+"""
