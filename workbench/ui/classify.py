@@ -1,14 +1,20 @@
-"""What the classifier tabs share: Grad-CAM pictures and real example files found at runtime."""
+"""What the classifier tabs share: Grad-CAM pictures, real example files found at runtime, and
+the layout of a one-slice classifier tab."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import gradio as gr
 import numpy as np
 
 from workbench.io import Image
 from workbench.render import overlay_heatmap, to_rgb
 from workbench.tasks import classify
+from workbench.ui.common import UPLOAD_TYPES, examples
 from workbench.weights import ModelBundle
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -33,3 +39,59 @@ def explained(bundle: ModelBundle, image: Image, target: int) -> tuple[np.ndarra
     """The slice for display and the Grad-CAM map of class ``target`` blended over it."""
     rgb = to_rgb(image.pixels)
     return rgb, overlay_heatmap(rgb, classify.explain(bundle, image, target))
+
+
+@dataclass(frozen=True)
+class ClassifierTab:
+    """The words and names that tell one classifier tab from another (tests find it by them)."""
+
+    intro: str  # markdown above the upload
+    button: str
+    cam_label: str
+    cam_id: str  # elem_id of the Grad-CAM picture
+    api_name: str  # the button's gradio_client endpoint
+
+
+def build_classifier_tab(
+    tab: ClassifierTab,
+    analyse: Callable[[Any], tuple[Any, ...]],
+    answers: Callable[[], list[gr.components.Component]],
+    phantoms: tuple[str, ...],
+    real: tuple[str, ...],
+) -> None:
+    """One MR slice in; the slice, its Grad-CAM, the task's ``answers`` and the provenance out.
+
+    ``answers`` builds the task's own outputs under the two pictures, and ``analyse`` returns
+    (slice, Grad-CAM, *answers, provenance) in that order. It runs on the button, on upload,
+    and on a click on a phantom example (``examples/``) or a real one (``../shared/data``).
+    """
+    gr.Markdown(tab.intro)
+    with gr.Row():
+        with gr.Column(scale=1):
+            upload = gr.File(label="MR slice", file_types=UPLOAD_TYPES, type="filepath")
+            run = gr.Button(tab.button, variant="primary")
+            example_box = gr.Column()
+        with gr.Column(scale=2):
+            with gr.Row():
+                slice_view = gr.Image(label="Slice", type="numpy", interactive=False)
+                cam = gr.Image(
+                    label=tab.cam_label, type="numpy", interactive=False, elem_id=tab.cam_id
+                )
+            outputs = [slice_view, cam, *answers(), gr.Markdown()]
+    run.click(analyse, upload, outputs, api_name=tab.api_name, concurrency_id="models")
+    upload.upload(analyse, upload, outputs, api_name=False, concurrency_id="models")
+    with example_box:  # built after the outputs so that a click runs the example
+        for files, label in (
+            (examples(*phantoms), "Examples (phantom slices)"),
+            (shared_examples(*real), "Real files (../shared/data)"),
+        ):
+            if files:
+                gr.Examples(
+                    files,
+                    inputs=upload,
+                    outputs=outputs,
+                    fn=analyse,
+                    run_on_click=True,
+                    cache_examples=False,
+                    label=label,
+                )

@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -105,3 +105,35 @@ def provenance(bundle: ModelBundle) -> str:
 def examples(*names: str) -> list[str]:
     """Example files shipped in ``examples/`` that exist (a tab shows what it has)."""
     return [str(EXAMPLES_DIR / n) for n in names if (EXAMPLES_DIR / n).is_file()]
+
+
+def upload_column(
+    label: str,
+    file_types: list[str],
+    *,
+    multiple: bool = False,
+    elem_id: str | None = None,
+    settings: Sequence[gr.components.Component] = (),
+    button: str,
+    example_names: tuple[str, ...],
+    examples_label: str,
+) -> tuple[gr.File, gr.Button]:
+    """The head of a study tab's input column, top down: the file box, the tab's ``settings``
+    (made with ``render=False``), the run button, and shipped examples that only fill the box.
+
+    The examples do not run on click because these analyses take a while; with ``multiple`` each
+    example is one row holding a one-file list, the value a multi-file box takes.
+    """
+    upload = gr.File(
+        label=label,
+        file_types=file_types,
+        file_count="multiple" if multiple else "single",
+        type="filepath",
+        elem_id=elem_id,
+    )
+    for setting in settings:
+        setting.render()
+    run = gr.Button(button, variant="primary")
+    files = examples(*example_names)
+    gr.Examples([[[f]] for f in files] if multiple else files, inputs=upload, label=examples_label)
+    return upload, run

@@ -8,8 +8,8 @@ import gradio as gr
 import numpy as np
 
 from workbench.tasks import classify, contrast
-from workbench.ui.classify import explained, shared_examples
-from workbench.ui.common import UPLOAD_TYPES, examples, guarded, model_for, provenance, read_upload
+from workbench.ui.classify import ClassifierTab, build_classifier_tab, explained
+from workbench.ui.common import guarded, model_for, provenance, read_upload
 
 EXAMPLES = (
     "contrast_phantom_T1_pre.png",
@@ -23,6 +23,19 @@ REAL = (
     "datasets/brain_tumor_mri_44c/_NORMAL T1",
     "datasets/brain_tumor_mri_44c/Meningioma T1C+",
     "datasets/brain_tumor_mri_44c/_NORMAL T2",
+)
+
+TAB = ClassifierTab(
+    intro=(
+        "Upload one MR slice (picture or DICOM). The model names its contrast (T1, T1 after "
+        "gadolinium = T1C+, T2) and Grad-CAM shows where it looked. For DICOM files the header's "
+        "repetition, echo and inversion times, contrast agent and series name give a second "
+        "opinion, and disagreement is flagged."
+    ),
+    button="Classify contrast",
+    cam_label="Grad-CAM of the predicted class",
+    cam_id="contrast-cam",
+    api_name="contrast_classify",
 )
 
 
@@ -59,46 +72,14 @@ def analyse(upload: Any) -> tuple[np.ndarray, np.ndarray, dict, str, dict, str]:
     return rgb, cam, result.probabilities(), header_text(answer), answer, provenance(bundle)
 
 
+def _answers() -> list[gr.components.Component]:
+    """The image's contrast, the DICOM header's cross-check, and the answer as the CLI prints it."""
+    return [
+        gr.Label(label="Contrast (image)", num_top_classes=4),
+        gr.Markdown(elem_id="contrast-header"),
+        gr.JSON(label="Answer (as the CLI prints it)"),
+    ]
+
+
 def build() -> None:
-    gr.Markdown(
-        "Upload one MR slice (picture or DICOM). The model names its contrast (T1, T1 after "
-        "gadolinium = T1C+, T2) and Grad-CAM shows where it looked. For DICOM files the header's "
-        "repetition, echo and inversion times, contrast agent and series name give a second "
-        "opinion, and disagreement is flagged."
-    )
-    with gr.Row():
-        with gr.Column(scale=1):
-            upload = gr.File(label="MR slice", file_types=UPLOAD_TYPES, type="filepath")
-            run = gr.Button("Classify contrast", variant="primary")
-            example_box = gr.Column()
-        with gr.Column(scale=2):
-            with gr.Row():
-                slice_view = gr.Image(label="Slice", type="numpy", interactive=False)
-                cam = gr.Image(
-                    label="Grad-CAM of the predicted class",
-                    type="numpy",
-                    interactive=False,
-                    elem_id="contrast-cam",
-                )
-            label = gr.Label(label="Contrast (image)", num_top_classes=4)
-            header = gr.Markdown(elem_id="contrast-header")
-            details = gr.JSON(label="Answer (as the CLI prints it)")
-            about = gr.Markdown()
-    outputs = [slice_view, cam, label, header, details, about]
-    run.click(analyse, upload, outputs, api_name="contrast_classify", concurrency_id="models")
-    upload.upload(analyse, upload, outputs, api_name=False, concurrency_id="models")
-    with example_box:  # built after the outputs so that a click runs the example
-        for files, label in (
-            (examples(*EXAMPLES), "Examples (phantom slices)"),
-            (shared_examples(*REAL), "Real files (../shared/data)"),
-        ):
-            if files:
-                gr.Examples(
-                    files,
-                    inputs=upload,
-                    outputs=outputs,
-                    fn=analyse,
-                    run_on_click=True,
-                    cache_examples=False,
-                    label=label,
-                )
+    build_classifier_tab(TAB, analyse, _answers, EXAMPLES, REAL)

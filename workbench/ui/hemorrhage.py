@@ -21,7 +21,7 @@ from workbench.errors import InputError
 from workbench.io import Image
 from workbench.render import overlay_heatmap
 from workbench.tasks import hemorrhage
-from workbench.ui.common import examples, guarded, model_for, provenance, upload_path
+from workbench.ui.common import guarded, model_for, provenance, upload_column, upload_path
 
 TASK = "hemorrhage"
 EXAMPLES = (
@@ -145,18 +145,14 @@ def build() -> None:
     study = gr.State(None)
     with gr.Row():
         with gr.Column(scale=1):
-            upload = gr.File(
-                label="CT DICOM file(s) or a zip of a series",
-                file_types=UPLOAD_TYPES,
-                file_count="multiple",
-                type="filepath",
+            upload, run = upload_column(
+                "CT DICOM file(s) or a zip of a series",
+                UPLOAD_TYPES,
+                multiple=True,
                 elem_id="hemorrhage-upload",
-            )
-            run = gr.Button("Analyse", variant="primary")
-            gr.Examples(
-                [[[path]] for path in examples(*EXAMPLES)],  # one row, one input, a file list
-                inputs=upload,
-                label="Examples (phantom CT)",
+                button="Analyse",
+                example_names=EXAMPLES,
+                examples_label="Examples (phantom CT)",
             )
             number = gr.Dropdown(choices=[("1", 1)], value=1, label="Slice (top of head → bottom)")
             label = gr.Dropdown(

@@ -31,7 +31,7 @@ from workbench.io.series import NIFTI_SUFFIXES, Series, load_series
 from workbench.perfusion.maps import PerfusionMaps
 from workbench.perfusion.pipeline import perfusion_maps, write_maps
 from workbench.render import colourise, overlay_mask
-from workbench.ui.common import examples, guarded, upload_path
+from workbench.ui.common import guarded, upload_column, upload_path
 
 EXAMPLES = ("perfusion_phantom.zip",)
 UPLOAD_TYPES = [".zip", ".nii", ".gz", ".dcm"]
@@ -210,16 +210,17 @@ def build() -> None:
         "outline is Tmax > 6 s, the region stroke teams measure."
     )
     study = gr.State(None)
+    method = gr.Radio(METHODS, value="osvd", label="Tmax method", render=False)
     with gr.Row():
         with gr.Column(scale=1):
-            upload = gr.File(
-                label="DSC series (zip of DICOM, or NIfTI)",
-                file_types=UPLOAD_TYPES,
-                type="filepath",
+            upload, run = upload_column(
+                "DSC series (zip of DICOM, or NIfTI)",
+                UPLOAD_TYPES,
+                settings=[method],
+                button="Compute maps",
+                example_names=EXAMPLES,
+                examples_label="Example (simulated stroke)",
             )
-            method = gr.Radio(METHODS, value="osvd", label="Tmax method")
-            run = gr.Button("Compute maps", variant="primary")
-            gr.Examples(examples(*EXAMPLES), inputs=upload, label="Example (simulated stroke)")
             number = gr.Slider(1, 2, value=1, step=1, label="Slice", interactive=False)
             headline = gr.Markdown()
             files = gr.File(label="Maps (NIfTI)", file_count="multiple", interactive=False)

@@ -8,8 +8,8 @@ import gradio as gr
 import numpy as np
 
 from workbench.tasks import classify, tumor44
-from workbench.ui.classify import explained, shared_examples
-from workbench.ui.common import UPLOAD_TYPES, examples, guarded, model_for, provenance, read_upload
+from workbench.ui.classify import ClassifierTab, build_classifier_tab, explained
+from workbench.ui.common import guarded, model_for, provenance, read_upload
 
 EXAMPLES = (
     "tumor44_phantom_meningioma_T1C+.png",
@@ -21,6 +21,19 @@ REAL = (
     "datasets/brain_tumor_mri_44c/Schwannoma T1C+",
     "datasets/brain_tumor_mri_44c/Glioblastoma T2",
     "datasets/brain_tumor_mri_44c/_NORMAL T1",
+)
+
+TAB = ClassifierTab(
+    intro=(
+        "Upload one MR slice. The model picks among 44 classes (14 tumour types × T1 / T1C+ / "
+        "T2, and normal T1 / T2); the tumour type and the contrast are also given on their own, "
+        "each the sum of its classes' probabilities. Grad-CAM shows the evidence for the top "
+        "class."
+    ),
+    button="Classify tumour type",
+    cam_label="Grad-CAM of the top class",
+    cam_id="tumor44-cam",
+    api_name="tumor44_classify",
 )
 
 
@@ -43,47 +56,14 @@ def analyse(upload: Any) -> tuple[np.ndarray, np.ndarray, dict, dict, dict, str]
     )
 
 
-def build() -> None:
-    gr.Markdown(
-        "Upload one MR slice. The model picks among 44 classes (14 tumour types × T1 / T1C+ / "
-        "T2, and normal T1 / T2); the tumour type and the contrast are also given on their own, "
-        "each the sum of its classes' probabilities. Grad-CAM shows the evidence for the top "
-        "class."
-    )
+def _answers() -> list[gr.components.Component]:
+    """The top 5 of the 44 classes, then the tumour type and contrast marginals side by side."""
+    top5 = gr.Label(label="Top 5 of 44 classes", num_top_classes=5)
     with gr.Row():
-        with gr.Column(scale=1):
-            upload = gr.File(label="MR slice", file_types=UPLOAD_TYPES, type="filepath")
-            run = gr.Button("Classify tumour type", variant="primary")
-            example_box = gr.Column()
-        with gr.Column(scale=2):
-            with gr.Row():
-                slice_view = gr.Image(label="Slice", type="numpy", interactive=False)
-                cam = gr.Image(
-                    label="Grad-CAM of the top class",
-                    type="numpy",
-                    interactive=False,
-                    elem_id="tumor44-cam",
-                )
-            top5 = gr.Label(label="Top 5 of 44 classes", num_top_classes=5)
-            with gr.Row():
-                kind = gr.Label(label="Tumour type (marginal)", num_top_classes=5)
-                weighting = gr.Label(label="Contrast (marginal)", num_top_classes=3)
-            about = gr.Markdown()
-    outputs = [slice_view, cam, top5, kind, weighting, about]
-    run.click(analyse, upload, outputs, api_name="tumor44_classify", concurrency_id="models")
-    upload.upload(analyse, upload, outputs, api_name=False, concurrency_id="models")
-    with example_box:  # built after the outputs so that a click runs the example
-        for files, label in (
-            (examples(*EXAMPLES), "Examples (phantom slices)"),
-            (shared_examples(*REAL), "Real files (../shared/data)"),
-        ):
-            if files:
-                gr.Examples(
-                    files,
-                    inputs=upload,
-                    outputs=outputs,
-                    fn=analyse,
-                    run_on_click=True,
-                    cache_examples=False,
-                    label=label,
-                )
+        kind = gr.Label(label="Tumour type (marginal)", num_top_classes=5)
+        weighting = gr.Label(label="Contrast (marginal)", num_top_classes=3)
+    return [top5, kind, weighting]
+
+
+def build() -> None:
+    build_classifier_tab(TAB, analyse, _answers, EXAMPLES, REAL)
