@@ -79,7 +79,7 @@ def build_classifier_tab(
                 )
             outputs = [slice_view, cam, *answers(), gr.Markdown()]
     run.click(analyse, upload, outputs, api_name=tab.api_name, concurrency_id="models")
-    upload.upload(analyse, upload, outputs, api_name=False, concurrency_id="models")
+    upload.upload(analyse, upload, outputs, api_visibility="private", concurrency_id="models")
     with example_box:  # built after the outputs so that a click runs the example
         for files, label in (
             (examples(*phantoms), "Examples (phantom slices)"),

@@ -194,4 +194,6 @@ def build() -> None:
         concurrency_id="models",
     )
     for control in (number.input, label.input):
-        control(show, [study, number, label], view, api_name=False, concurrency_id="models")
+        control(
+            show, [study, number, label], view, api_visibility="private", concurrency_id="models"
+        )

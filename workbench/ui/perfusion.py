@@ -245,4 +245,4 @@ def build() -> None:
         concurrency_id="perfusion",
         concurrency_limit=1,
     )
-    number.release(show, [study, number], pictures, api_name=False)
+    number.release(show, [study, number], pictures, api_visibility="private")

@@ -106,7 +106,11 @@ def build() -> None:
     )
     run.click(analyse, upload, outputs, api_name="tumor_segment", concurrency_id="models")
     upload.upload(
-        detect_then_segment, [upload, voting], pipeline, api_name=False, concurrency_id="models"
+        detect_then_segment,
+        [upload, voting],
+        pipeline,
+        api_visibility="private",
+        concurrency_id="models",
     )
     with example_box:
         gr.Examples(
