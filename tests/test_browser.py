@@ -26,3 +26,21 @@ def test_tumour_tab_example_shows_the_mask(page) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "tumor_tab.png"), full_page=True)
     assert page.locator("#tumor-overlay img").get_attribute("src")
+
+
+def test_models_tab_lists_every_model_and_shows_its_card(page) -> None:
+    open_tab(page, "Models")
+    # the rows are filled in when the page loads
+    page.get_by_text("local: weights/tumor_seg", exact=True).wait_for(timeout=30_000)
+    for task in ("tumor_seg", "contrast", "tumor_detect", "tumor44", "hemorrhage", "perfusion"):
+        assert (
+            page.get_by_text(f"local: weights/{task}", exact=True).filter(visible=True).count() == 1
+        )
+    dropdown = page.get_by_label("Model card")
+    dropdown.click()
+    page.get_by_role("option", name="tumor44").click()
+    page.get_by_text("44-class brain tumour type", exact=False).first.wait_for(timeout=30_000)
+    page.locator("#card-figures img").first.wait_for(timeout=30_000)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "models_tab.png"), full_page=True)
+    assert page.locator(".wb-banner:visible", has_text="not for diagnosis").count() >= 1

@@ -56,4 +56,12 @@ def test_models_table_says_how_to_get_a_missing_model(tmp_path: Path, monkeypatc
     monkeypatch.setenv("WORKBENCH_WEIGHTS_DIR", str(tmp_path))
     row = model_row("tumor_seg")
     assert row["weights"] == "missing" and "python train/tumor_seg.py" in row["trained on"]
-    assert "python train/tumor_seg.py" in model_card("tumor_seg")
+    assert "python train/tumor_seg.py" in model_card("tumor_seg")[0]
+
+
+def test_model_card_pictures_go_to_the_gallery() -> None:
+    """The contrast card links its confusion matrix; the page shows the file, not a dead link."""
+    text, pictures = model_card("contrast")
+    assert "![" not in text and "in the gallery below" in text
+    assert [Path(f).name for f, _ in pictures] == ["confusion.png"]
+    assert pictures[0][1] == "confusion matrix" and Path(pictures[0][0]).is_file()

@@ -18,6 +18,8 @@ from workbench.weights import CARD_NAME, CONFIG_NAME, resolve
 
 MODEL_TASKS = (*TASK_NAMES, "perfusion")
 _FRONT_MATTER = re.compile(r"\A---\n.*?\n---\n", re.DOTALL)
+# Cards link their pictures relatively (right on the Hub); the page shows them in a gallery.
+_IMAGE_LINK = re.compile(r"!\[([^\]]*)\]\(([^)\s]+)\)")
 
 
 def architecture(spec: dict[str, Any]) -> str:
@@ -56,14 +58,25 @@ def model_row(task: str) -> dict[str, str]:
     }
 
 
-def model_card(task: str) -> str:
-    """The card's prose (the Hub metadata block is for machines, not for this page)."""
+def model_card(task: str) -> tuple[str, list[tuple[str, str]]]:
+    """The card's prose (the Hub metadata block is for machines, not for this page) and the
+    pictures it links, as (file, caption) pairs for a gallery."""
     try:
         folder, _ = resolve(task, local_files_only=True)
     except InputError as err:
-        return f"**{task}:** {err}"
+        return f"**{task}:** {err}", []
     card = folder / CARD_NAME
-    return _FRONT_MATTER.sub("", card.read_text()) if card.is_file() else "(no model card)"
+    if not card.is_file():
+        return "(no model card)", []
+    text = _FRONT_MATTER.sub("", card.read_text())
+    pictures = [
+        (str(folder / name), alt or name)
+        for alt, name in _IMAGE_LINK.findall(text)
+        if (folder / name).is_file()
+    ]
+    return _IMAGE_LINK.sub(
+        lambda m: f"*({m.group(1) or 'figure'}: in the gallery below)*", text
+    ), pictures
 
 
 def table() -> list[list[str]]:
@@ -81,8 +94,16 @@ def build() -> None:
         headers=["task", "model", "weights", "trained on", "metrics"],
         interactive=False,
         wrap=True,
+        column_widths=["9%", "21%", "17%", "33%", "20%"],
     )
     task = gr.Dropdown(list(MODEL_TASKS), value=MODEL_TASKS[0], label="Model card")
-    card = gr.Markdown(value=lambda: model_card(MODEL_TASKS[0]))
-    task.change(model_card, task, card, api_name="model_card")
+    card = gr.Markdown(value=lambda: model_card(MODEL_TASKS[0])[0])
+    pictures = gr.Gallery(
+        value=lambda: model_card(MODEL_TASKS[0])[1],
+        label="The card's figures",
+        columns=2,
+        height="auto",
+        elem_id="card-figures",
+    )
+    task.change(model_card, task, [card, pictures], api_name="model_card")
     gr.Button("Refresh").click(table, None, models, api_name="models")
