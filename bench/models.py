@@ -145,10 +145,9 @@ def main() -> None:
         else:
             rows.append({"task": task, "model": "failed: " + proc.stderr.strip()[-120:]})
     keys = list(next(r for r in rows if len(r) > 2))
-    print(
-        f"Machine: {platform.processor() or platform.machine()}, "
-        f"{__import__('os').cpu_count()} CPU cores, Python {platform.python_version()}"
-    )
+    from workbench.training import machine_summary
+
+    print(f"Machine: {machine_summary()}, Python {platform.python_version()}")
     print(
         markdown_table([{k: ("—" if r.get(k) is None else r.get(k)) for k in keys} for r in rows])
     )

@@ -11,6 +11,8 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
+import platform
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -290,6 +292,16 @@ def fit(
         model.load_state_dict(best_state)
     result.model = model.eval()
     return result
+
+
+def machine_summary() -> str:
+    """What a run or a benchmark ran on, for cards and tables: ``x86_64, 2 CPU cores`` plus
+    the GPUs when there are any."""
+    summary = f"{platform.machine()}, {os.cpu_count()} CPU cores"
+    if torch.cuda.is_available():
+        n = torch.cuda.device_count()
+        summary += f", {n} × {torch.cuda.get_device_name(0)}"
+    return summary
 
 
 def write_history(history: list[dict[str, float]], out_dir: Path) -> None:

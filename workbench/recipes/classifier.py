@@ -40,7 +40,7 @@ from workbench.recipes.classifier_report import write_report
 from workbench.recipes.classifier_tasks import CLASSIFIER_TASKS, ClassifierOptions, ClassifierTask
 from workbench.scripts import add_dataclass_args, dataclass_from_args, finish, train_parser
 from workbench.tasks.preprocess import Preprocess
-from workbench.training import TrainConfig, fit, predict_loader
+from workbench.training import TrainConfig, fit, machine_summary, predict_loader
 from workbench.weights import CONFIG_NAME, load_folder, save_pretrained
 
 SPLIT_NAMES = ("train", "val", "test")
@@ -234,6 +234,7 @@ def train(
             "split_counts": {k: len(v) for k, v in prepared.splits.items()},
             "near_duplicate_groups": len(set(prepared.groups.tolist())),
             "members": members,
+            "machine": machine_summary(),
             "prepare_minutes": prepare_minutes,  # decoding (or reading the decode cache)
             "minutes": prepare_minutes + sum(m["minutes"] for m in members),
             "recipe": asdict(cfg),
