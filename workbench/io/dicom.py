@@ -404,6 +404,7 @@ _NUMBER_TAGS = [
     "RescaleIntercept",
     "KVP",
     "ImageOrientationPatient",
+    "ImagePositionPatient",  # geometry in the scanner's frame (mm), not identifying
 ]
 _CODE_TAGS = [
     "Modality",

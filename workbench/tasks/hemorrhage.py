@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pydicom
 import torch
 import torch.nn.functional as F
 
@@ -90,14 +89,12 @@ def _norm(values: tuple[float, ...], channels: int) -> torch.Tensor:
     return torch.tensor(per_channel).view(-1, 1, 1)
 
 
-def _position(path: Path) -> list[float] | None:
-    """ImagePositionPatient (mm) from the header alone; the io summary does not carry it."""
-    try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=[POSITION])
-        values = [float(v) for v in ds.get(POSITION) or ()]
-    except Exception:  # a file the reader accepted but whose position is unreadable: unordered
+def _position(header: dict) -> list[float] | None:
+    """ImagePositionPatient (mm) when the header holds three finite numbers."""
+    values = header.get(POSITION)
+    if not isinstance(values, list) or len(values) != 3:
         return None
-    return values if len(values) == 3 and all(map(math.isfinite, values)) else None
+    return [float(v) for v in values] if all(map(math.isfinite, values)) else None
 
 
 def read_ct(path: Path) -> Image:
@@ -108,8 +105,8 @@ def read_ct(path: Path) -> Image:
             f"{image.source}: not a CT slice (modality {image.modality}); the haemorrhage model "
             "needs a head CT DICOM file in Hounsfield units."
         )
-    header = dict(image.header)
-    position = _position(Path(path))
+    header = {k: v for k, v in image.header.items() if k != POSITION}
+    position = _position(image.header)
     if position is not None:
         header[POSITION] = position
     return dataclasses.replace(image, pixels=hounsfield(image.pixels, image.header), header=header)
