@@ -300,9 +300,9 @@ def card_body(
         f"{recipe['batch_size']}, up to {recipe['epochs']} epochs, best epoch by "
         f"`{recipe['monitor']}`.",
         markdown_table(member_rows, "{:.1f}"),
-        f"Trained on {t.get('machine', 'a 2-core CPU shared with other training jobs')} in "
-        f"{t['minutes']:.1f} "
-        f"minutes of wall time in all ({t['prepare_minutes']:.1f} of them decoding or reading "
+        f"Training took {t['minutes']:.1f} minutes of wall time on "
+        f"{t.get('machine', 'a 2-core CPU shared with other training jobs')} "
+        f"({t['prepare_minutes']:.1f} of them decoding or reading "
         "the decoded images). Weight matrices and kernels are stored in float16 (biases and "
         "normalisation statistics in float32) and cast back to float32 on load; the scores above "
         "come from the stored weights.",
