@@ -88,7 +88,7 @@ def test_train_save_resolve_predict_beats_the_empty_mask(
     tumour_slice = max(records, key=lambda r: read_mask(r.mask).sum())  # the clearest tumour
     result = get_task("tumor_seg").predict(bundle, load_image(tumour_slice.image))
     assert result["tumor_found"] and result["area_px"] > 0
-    assert result["weights"] == "local: weights/tumor_seg"
+    assert result["weights"] == f"local: {tmp_path / 'tumor_seg'}"  # the override, named as it is
 
     proc = subprocess.run(
         [
