@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import segmentation_models_pytorch as smp
 import torch
+from accelerate.utils import set_seed
 from torch import nn
 from torch.utils.data import WeightedRandomSampler
 
@@ -163,6 +164,7 @@ def train(
     fold_reports, best = [], None
     for fold, (train_idx, test_idx) in enumerate(patient_folds(records, opts.folds, cfg.seed)):
         fit_idx, val_idx = split_by_patient(records, train_idx, opts.val_fraction, cfg.seed)
+        set_seed(cfg.seed)  # the decoder's initial weights follow --seed, not earlier RNG use
         model = build_model(model_spec(opts))
         fit_data = dataset.view(fit_idx, augment=True)
         result = fit(
