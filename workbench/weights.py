@@ -27,6 +27,7 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"
 FOLDER_FILES = (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME)
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # What a push publishes beyond the loadable files: the report and the pictures the card shows.
 # Top level only: training checkpoints under ``runs/`` stay local.
 PUBLISH_PATTERNS = (*FOLDER_FILES, "report.json", "*.png")
@@ -35,7 +36,7 @@ PUBLISH_IGNORE = ("*/*",)
 
 def weights_dir() -> Path:
     """The project's ``weights/`` folder (``WORKBENCH_WEIGHTS_DIR`` overrides it, e.g. in tests)."""
-    default = Path(__file__).resolve().parents[1] / "weights"
+    default = PROJECT_ROOT / "weights"
     return Path(os.environ.get("WORKBENCH_WEIGHTS_DIR", default))
 
 
@@ -130,9 +131,8 @@ def _looks_like_path(name: str) -> bool:
 
 def _shown(path: Path) -> str:
     """``weights/<task>`` for the project's own folder, the full path for an override."""
-    project = Path(__file__).resolve().parents[1]
     try:
-        return str(path.resolve().relative_to(project))
+        return str(path.resolve().relative_to(PROJECT_ROOT))
     except ValueError:
         return str(path)
 

@@ -97,13 +97,10 @@ def build() -> None:
         column_widths=["9%", "21%", "17%", "33%", "20%"],
     )
     task = gr.Dropdown(list(MODEL_TASKS), value=MODEL_TASKS[0], label="Model card")
-    card = gr.Markdown(value=lambda: model_card(MODEL_TASKS[0])[0])
+    card = gr.Markdown()
     pictures = gr.Gallery(
-        value=lambda: model_card(MODEL_TASKS[0])[1],
-        label="The card's figures",
-        columns=2,
-        height="auto",
-        elem_id="card-figures",
+        label="The card's figures", columns=2, height="auto", elem_id="card-figures"
     )
-    task.change(model_card, task, [card, pictures], api_name="model_card")
+    # no triggers: runs once when the page loads and again on every choice, one read per card
+    gr.on(None, model_card, task, [card, pictures], api_name="model_card")
     gr.Button("Refresh").click(table, None, models, api_name="models")
