@@ -87,13 +87,14 @@ def _contrast_of_44(label: str) -> str:
 SOURCE_44 = "Brain Tumor MRI Images 44 Classes (Kaggle, fernando2rad)"
 SOURCE_DETECT = "Brain Tumor MRI Dataset (Kaggle, masoudnickparvar), Training folders"
 
-# The shipped CPU recipes share one shape: a pretrained EfficientNet-Lite, the high-resolution
-# early blocks frozen (their backward pass is the slow part on a CPU), cosine schedule, few epochs.
+# The shipped CPU recipes share one shape: a pretrained EfficientNet-Lite fine-tuned whole (freezing
+# the early blocks trains 1.2-1.6x faster on a CPU but stalled 44-class accuracy at 0.90), AdamW
+# with a cosine schedule, few epochs.
 _CPU = ClassifierOptions(
     arch="efficientnet_lite0",
-    freeze_up_to="stage:2",
+    freeze_up_to="",
     dropout=0.2,
-    size=192,
+    size=224,
     augment="affine",
     label_smoothing=0.1,
     cache_dir="",
@@ -138,7 +139,7 @@ CLASSIFIER_TASKS: dict[str, ClassifierTask] = {
                     min_delta=1e-5,
                 ),
             ),
-            "cpu": (_CPU, _CPU_TRAIN),
+            "cpu": (_CPU, replace(_CPU_TRAIN, epochs=8)),
         },
         dataset="brain_tumor_mri_44c",
         dataset_title=f"{SOURCE_44}, relabelled by the folder's contrast suffix",
@@ -218,7 +219,7 @@ CLASSIFIER_TASKS: dict[str, ClassifierTask] = {
                 ),
             ),
             "cpu": (
-                replace(_CPU, size=224, freeze_up_to="stage:1"),
+                replace(_CPU, size=256, class_weighting=True),
                 replace(_CPU_TRAIN, epochs=10),
             ),
         },
