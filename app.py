@@ -1,12 +1,14 @@
 """Brain Imaging Workbench: one Gradio app, one tab per task.
 
-    python app.py            # http://127.0.0.1:7860 (GRADIO_SERVER_NAME=0.0.0.0 to share)
+    python app.py                        # http://127.0.0.1:7860
+    python app.py --host 0.0.0.0 --port 8080   # serve on the local network
 
 For research and teaching only, not for diagnosis.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import logging
 
@@ -57,9 +59,21 @@ def build_app() -> gr.Blocks:
     return demo
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=f"Brain Imaging Workbench. {DISCLAIMER}")
+    # None leaves gradio's own defaults and its GRADIO_SERVER_NAME / GRADIO_SERVER_PORT variables,
+    # which is how Hugging Face Spaces configures the server.
+    parser.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None, help="port (default 7860)")
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    build_app().launch(css=CSS, theme=THEME, max_file_size="200mb")
+    build_app().launch(
+        server_name=args.host,
+        server_port=args.port,
+        css=CSS,
+        theme=THEME,
+        max_file_size="200mb",
+    )
 
 
 if __name__ == "__main__":

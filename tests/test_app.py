@@ -17,6 +17,18 @@ def client(app_url: str):
     return gradio_client.Client(app_url, verbose=False)
 
 
+def test_help_prints_usage_instead_of_starting_the_server() -> None:
+    import subprocess
+    import sys
+
+    root = EXAMPLES.parent
+    done = subprocess.run(
+        [sys.executable, "app.py", "--help"], cwd=root, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "--port" in done.stdout and "not for diagnosis" in done.stdout
+
+
 def test_every_page_says_research_only(app_url: str) -> None:
     import urllib.request
 

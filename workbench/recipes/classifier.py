@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from accelerate.utils import set_seed
 from safetensors.torch import load_file
 from sklearn.metrics import f1_score
 from torch import nn
@@ -160,6 +161,7 @@ def train_member(
     and continues any other run from its checkpoint (an interrupted one, or a finished one asked
     for more epochs)."""
     data, classes = prepared.data, prepared.data.classes
+    set_seed(cfg.seed)  # the head's initial weights follow --seed, not earlier RNG use
     model = build_model(member_spec(arch, opts, len(classes), pretrained=opts.pretrained))
     done = run_dir / "done.json"
     finished = json.loads(done.read_text()) if cfg.resume and done.is_file() else None

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from accelerate.utils import set_seed
 from sklearn.metrics import roc_curve
 from torch import nn
 from torch.utils.data import DataLoader
@@ -213,6 +214,7 @@ def train(
     test_true = splits.test.targets.astype(float)
     runs, best = {}, None
     for arch in archs:
+        set_seed(cfg.seed)  # the head's initial weights follow --seed, not earlier RNG use
         result = fit(
             build(arch, opts.pretrained),
             dataset(splits.train, augment=True),

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from accelerate.utils import set_seed
 from skimage.metrics import structural_similarity
 from sklearn.model_selection import KFold
 from torch import nn
@@ -257,6 +258,7 @@ def _train(
     fold_results: dict[str, list[dict[str, float]]] = {}
     best = None
     for k, (fit_idx, val_idx, test_idx) in enumerate(folds):
+        set_seed(cfg.seed)  # the network's initial weights follow --seed, not earlier RNG use
         result = fit(
             build_model(model_spec(opts, spec)),
             layout(pick(fit_idx), True),
