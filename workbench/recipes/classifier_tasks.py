@@ -223,7 +223,7 @@ CLASSIFIER_TASKS: dict[str, ClassifierTask] = {
             ),
             "cpu": (
                 replace(_CPU, size=256, class_weighting=True),
-                replace(_CPU_TRAIN, epochs=10),
+                replace(_CPU_TRAIN, epochs=12),
             ),
         },
         dataset="brain_tumor_mri_44c",
