@@ -5,22 +5,20 @@
 The per-voxel loop (``deconvolve_loop``: one voxel and one truncated pseudo-inverse at a time) is
 timed on a random subsample of the brain voxels and extrapolated to all of them; the table says so.
 
-Last run (2 cores shared with three other training jobs, load average 6; wall-clock seconds are
-therefore inflated, CPU seconds are the better guide)::
+Last run (the 2-core development machine, nothing else running)::
 
     series 128x128x24x60, 146,231 voxels in the brain mask, 2 worker(s)
 
     method  vectorised s  (CPU s)  per-voxel loop s  speed-up
-    ssvd           0.066    0.076               4.0       60x
-    bsvd           0.119    0.132               2.6       21x
-    osvd           2.536    0.954             504.0      199x
+    ssvd           0.049    0.094               1.9       39x
+    bsvd           0.083    0.161               2.5       30x
+    osvd           0.529    0.972              33.2       63x
 
     per-voxel loop timed on 400 random voxels and scaled to 146,231
-    whole oSVD pipeline (mask, ΔR2*, AIF, deconvolution, maps): 5.46 s (3.00 CPU s)
-    CNN Tmax (perfusion_conv2: inputs and forward pass, after the maps): 0.91 s (0.50 CPU s)
+    whole oSVD pipeline (mask, ΔR2*, AIF, deconvolution, maps): 1.37 s (1.95 CPU s)
+    CNN Tmax (perfusion_conv2: inputs and forward pass, after the maps): 0.35 s (0.42 CPU s)
 
-The oSVD deconvolution needs 0.95 CPU s, so on two free cores it fits the 1 s goal; the wall
-clock on a quiet machine has still to be confirmed.
+oSVD deconvolution of the whole series takes 0.53 s of wall clock: the 1 s goal is met.
 """
 
 from __future__ import annotations
