@@ -123,7 +123,7 @@ def build() -> None:
             label="Segmentation examples (phantom LGG slices)",
         )
         for files, label in (
-            (examples(*DETECT_EXAMPLES), "Detection examples (phantom slices)"),
+            (examples(*DETECT_EXAMPLES), "Phantom slices (synthetic; detection learnt real MR)"),
             (shared_examples(*REAL), "Real slices (../shared/data)"),
         ):
             if files:
