@@ -44,6 +44,7 @@ def _train_throughput(bundle, steps: int) -> float:
     import torch
 
     from workbench.models import build_model
+    from workbench.training import to_memory_format
     from workbench.weights import without_pretrained
 
     model = build_model(without_pretrained(bundle.config["model"])).to(bundle.device).train()
@@ -51,8 +52,7 @@ def _train_throughput(bundle, steps: int) -> float:
     size = prep.get("size", [224, 224])
     batch = 8
     x = torch.randn(batch, prep.get("channels", 3), *size, device=bundle.device)
-    if x.dim() == 4:  # 2D convolutions train channels-last, as workbench.training does
-        model = model.to(memory_format=torch.channels_last)
+    model = to_memory_format(model, torch.channels_last)  # as workbench.training trains
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     start = 0.0
     for step in range(steps + 1):

@@ -127,7 +127,7 @@ def _load_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer) -
     return meta
 
 
-def _to_memory_format(model: nn.Module, fmt: torch.memory_format) -> nn.Module:
+def to_memory_format(model: nn.Module, fmt: torch.memory_format) -> nn.Module:
     """``model`` with its 4D weights in ``fmt``; 3D (5D-weight) models are left as they are,
     since channels-last is a 4D layout."""
     if any(p.dim() == 5 for p in model.parameters()):
@@ -194,7 +194,7 @@ def fit(
     set_seed(cfg.seed)
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision)
     if cfg.channels_last:
-        model = _to_memory_format(model, torch.channels_last)
+        model = to_memory_format(model, torch.channels_last)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = _OPTIMIZERS[cfg.optimizer](params, cfg)
     train_loader = DataLoader(
@@ -287,7 +287,7 @@ def fit(
         if stale >= cfg.patience:
             break
 
-    model = _to_memory_format(accelerator.unwrap_model(model), torch.contiguous_format)
+    model = to_memory_format(accelerator.unwrap_model(model), torch.contiguous_format)
     if best_state is not None:
         model.load_state_dict(best_state)
     result.model = model.eval()
