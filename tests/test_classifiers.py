@@ -19,6 +19,7 @@ from workbench.data.folders import (
     FolderImages,
     dhash_bits,
     get_label_map,
+    label_conflicts,
     near_duplicate_groups,
     scan_dataset,
     split_44_label,
@@ -177,6 +178,16 @@ def test_split_is_stratified_and_keeps_near_duplicates_on_one_side() -> None:
     assert 0.6 < len(parts[0]) / len(labels) < 0.8
 
 
+def test_identical_images_under_different_labels_are_found() -> None:
+    images = _blobs(5, seed=3)
+    images[3] = images[0]  # same picture, other label: a conflict
+    images[4] = images[1]  # same picture, same label: a plain duplicate
+    near = images[2].clone()
+    near[0, 0, 0] ^= 1  # one grey level apart is not identical
+    images = torch.cat([images, near[None]])
+    assert label_conflicts(images, ["a", "a", "b", "b", "a", "a"]) == [[0, 3]]
+
+
 def test_patients_are_kept_together() -> None:
     bits = dhash_bits(_blobs(6, seed=2))
     groups = near_duplicate_groups(bits, 0, ["p1", "p1", "", "p2", "", "p2"])
@@ -238,6 +249,9 @@ def tiny_contrast(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model this small at 64 px."""
     tmp = tmp_path_factory.mktemp("contrast")
     data = write_two_contrasts(tmp / "data", n=16, seed=1)
+    # one slice filed under both labels, as the real 44-class data does: the card must list it
+    t1 = sorted((data / TWO[0]).iterdir())[0]
+    shutil.copy(t1, data / TWO[1] / t1.name)
     out = tmp / "model"
     main(
         "contrast",
@@ -265,6 +279,15 @@ def test_tiny_model_beats_chance_on_held_out_phantoms(tiny_contrast: Path, tmp_p
     assert "model-index" in card and "confusion.png" in card
     assert (tiny_contrast / "confusion.png").is_file()
     assert bundle.config["metrics"]["accuracy"] > 0.5
+
+
+def test_report_lists_identical_images_filed_under_two_labels(tiny_contrast: Path) -> None:
+    [conflict] = json.loads((tiny_contrast / "report.json").read_text())["label_conflicts"]
+    assert sorted(conflict["labels"]) == TWO
+    names = {Path(i).name for i in conflict["images"]}
+    assert len(names) == 1 and conflict["split"] in {"train", "val"}
+    card = (tiny_contrast / "README.md").read_text()
+    assert "## Data quality" in card and f"`{conflict['images'][0]}`" in card
 
 
 def test_weights_are_stored_in_float16_and_load_as_float32(tiny_contrast: Path) -> None:

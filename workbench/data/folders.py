@@ -194,6 +194,18 @@ def near_duplicate_groups(
     return connected_components(graph, directed=False)[1]
 
 
+def label_conflicts(images: torch.Tensor, labels: Sequence[str]) -> list[list[int]]:
+    """Sets of indices whose decoded images are identical but whose labels differ.
+
+    Such copies (the 44-class data files ten slices under both ``Meningioma T1`` and
+    ``Meningioma T1C+``) cost one error each whatever a model says, so reports list them.
+    """
+    by_digest: dict[str, list[int]] = {}
+    for i, image in enumerate(images):
+        by_digest.setdefault(hashlib.sha1(image.numpy().tobytes()).hexdigest(), []).append(i)
+    return [idx for idx in by_digest.values() if len({labels[i] for i in idx}) > 1]
+
+
 def stratified_group_split(
     labels: Sequence[str], groups: np.ndarray, fractions: Sequence[float], seed: int = 0
 ) -> list[np.ndarray]:

@@ -14,7 +14,7 @@ import json
 import random
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from workbench.data.folders import (
     Sample,
     dhash_bits,
     get_label_map,
+    label_conflicts,
     near_duplicate_groups,
     scan_dataset,
     stratified_group_split,
@@ -85,12 +86,27 @@ class PreparedData:
     data: FolderImages
     splits: dict[str, np.ndarray]
     groups: np.ndarray
+    conflicts: list[list[int]] = field(default_factory=list)  # identical images, differing labels
 
     def counts(self) -> dict[str, dict[str, int]]:
         return {
             name: dict(sorted(Counter(self.data.samples[i].label for i in idx).items()))
             for name, idx in self.splits.items()
         }
+
+    def conflict_records(self) -> list[dict[str, Any]]:
+        """Each set of identical images filed under different labels, as ``class folder/file``
+        with its label and the split it fell in (copies share a near-duplicate group, so one)."""
+        split_of = {int(i): name for name, idx in self.splits.items() for i in idx}
+        samples = self.data.samples
+        return [
+            {
+                "images": [f"{samples[i].path.parent.name}/{samples[i].path.name}" for i in idx],
+                "labels": [samples[i].label for i in idx],
+                "split": split_of[idx[0]],
+            }
+            for idx in self.conflicts
+        ]
 
 
 def _subsample(samples: list[Sample], per_class: int, seed: int) -> list[Sample]:
@@ -123,8 +139,10 @@ def prepare(
     fractions = [1 - opts.val_fraction - opts.test_fraction, opts.val_fraction]
     if opts.test_fraction:
         fractions.append(opts.test_fraction)
-    parts = stratified_group_split([s.label for s in samples], groups, fractions, seed)
-    return PreparedData(data, dict(zip(SPLIT_NAMES, parts, strict=False)), groups)
+    labels = [s.label for s in samples]
+    parts = stratified_group_split(labels, groups, fractions, seed)
+    splits = dict(zip(SPLIT_NAMES, parts, strict=False))
+    return PreparedData(data, splits, groups, label_conflicts(data.images, labels))
 
 
 def loss_for(opts: ClassifierOptions, targets: torch.Tensor, num_classes: int) -> nn.Module:
@@ -264,7 +282,9 @@ def report(out: Path, prepared: PreparedData, task: ClassifierTask) -> dict[str,
     held = "test" if "test" in prepared.splits else "val"
     view = prepared.data.view(prepared.splits[held])
     probs = evaluate(bundle.model, view)
-    return write_report(out, bundle.config, probs, view, held, prepared.counts(), task)
+    return write_report(
+        out, bundle.config, probs, view, held, prepared.counts(), task, prepared.conflict_records()
+    )
 
 
 def parse(task: ClassifierTask, argv: list[str] | None) -> argparse.Namespace:

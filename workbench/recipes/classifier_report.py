@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import textwrap
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -170,9 +172,11 @@ def write_report(
     held: str,
     counts: dict[str, dict[str, int]],
     task: ClassifierTask,
+    conflicts: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """Score every model on the held-out ``view``, write ``confusion.png`` (and ``gallery.png``
-    for binary tasks), the metrics into ``config.json`` and the card into ``README.md``."""
+    for binary tasks), the metrics into ``config.json`` and the card into ``README.md``.
+    ``conflicts`` are the identical images filed under different labels, for the card."""
     labels = config["labels"]
     y_true = view.targets.numpy()
     preds = predictions(probs, config)
@@ -203,6 +207,7 @@ def write_report(
     config = {**config, "metrics": {**metrics, "split": held, "images": len(view)}}
     (out / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
     body = card_body(config, task, summaries, final, groups, gallery, counts, held)
+    body += conflicts_text(list(conflicts), held)
     card = render_card(
         CardInfo(
             title=config["title"],
@@ -227,7 +232,30 @@ def write_report(
         "by_group": groups,
         "gallery": gallery,
         "metrics": metrics,
+        "label_conflicts": list(conflicts),
     }
+
+
+def unavoidable_errors(labels: list[str]) -> int:
+    """Errors any single answer makes on identical copies carrying these labels."""
+    return len(labels) - max(Counter(labels).values())
+
+
+def conflicts_text(conflicts: list[dict[str, Any]], held: str, shown: int = 10) -> str:
+    """The card's data-quality section: identical images under different labels."""
+    if not conflicts:
+        return ""
+    listed = "; ".join(" = ".join(f"`{i}`" for i in c["images"]) for c in conflicts[:shown])
+    more = f"; and {len(conflicts) - shown} more (report.json)" if len(conflicts) > shown else ""
+    in_held = [c for c in conflicts if c["split"] == held]
+    lost = sum(unavoidable_errors(c["labels"]) for c in in_held)
+    return (
+        "\n\n## Data quality\n\n"
+        f"{len(conflicts)} sets of identical images are filed under different labels, so one copy "
+        f"of each is wrong whatever a model answers: {listed}{more}. Sets in the {held} split: "
+        f"{len(in_held)}, costing any model at least {lost} of the errors above. They are kept "
+        "as the dataset has them; delete the wrong copies from the folders to drop them."
+    )
 
 
 def card_body(
