@@ -290,6 +290,19 @@ def test_report_lists_identical_images_filed_under_two_labels(tiny_contrast: Pat
     assert "## Data quality" in card and f"`{conflict['images'][0]}`" in card
 
 
+def test_report_only_rescores_the_saved_model_on_the_same_split(
+    tiny_contrast: Path, tmp_path: Path
+) -> None:
+    saved = json.loads((tiny_contrast / "config.json").read_text())
+    assert "cache_dir" not in saved["training"]["options"]  # no machine's paths in the folder
+    data = tiny_contrast.parent / "data"
+    argv = ["--data", str(data), "--out", str(tiny_contrast), "--report-only", "--no-progress"]
+    result = main("contrast", [*argv, "--cache-dir", str(tmp_path)])
+    for key, value in result["metrics"].items():
+        assert value == pytest.approx(saved["metrics"][key])
+    assert list(tmp_path.glob("*.safetensors"))  # decoded into the cache this run was given
+
+
 def test_weights_are_stored_in_float16_and_load_as_float32(tiny_contrast: Path) -> None:
     with safe_open(str(tiny_contrast / "model.safetensors"), "pt") as f:
         stored = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118

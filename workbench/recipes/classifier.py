@@ -14,7 +14,7 @@ import json
 import random
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,9 @@ from workbench.training import TrainConfig, fit, machine_summary, predict_loader
 from workbench.weights import CONFIG_NAME, load_folder, save_pretrained
 
 SPLIT_NAMES = ("train", "val", "test")
+# Where this machine keeps decoded images and checkpoints: not part of the recipe, so not stored
+# with the weights; ``--report-only`` takes them from its own flags.
+LOCAL_OPTIONS = ("cache_dir", "work_dir")
 
 
 def member_spec(arch: str, opts: ClassifierOptions, num_classes: int, pretrained: bool) -> dict:
@@ -258,7 +261,7 @@ def train(
             "prepare_minutes": prepare_minutes,  # decoding (or reading the decode cache)
             "minutes": prepare_minutes + sum(m["minutes"] for m in members),
             "recipe": asdict(cfg),
-            "options": asdict(opts),
+            "options": {k: v for k, v in asdict(opts).items() if k not in LOCAL_OPTIONS},
             "preset": preset,
             "initialised_from": "ImageNet" if opts.pretrained else "random",
             "data_note": data_note,
@@ -318,7 +321,8 @@ def main(task_name: str, argv: list[str] | None = None) -> dict[str, Any]:
         if not (args.out / CONFIG_NAME).is_file():
             raise InputError(f"{args.out} holds no model folder to report on; train first.")
         saved = json.loads((args.out / CONFIG_NAME).read_text())["training"]
-        opts = ClassifierOptions(**saved["options"])
+        stored = {k: v for k, v in saved["options"].items() if k not in LOCAL_OPTIONS}
+        opts = replace(opts, **stored)
         prepared = prepare(args.data, task, opts, saved["recipe"]["seed"], progress=cfg.progress)
         result = report(args.out, prepared, task)
     else:
