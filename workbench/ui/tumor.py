@@ -70,7 +70,11 @@ def build() -> None:
                 ["hard", "soft"],
                 value="hard",
                 label="Ensemble voting",
-                info="hard: majority of the members' votes; soft: mean probability",
+                info=(
+                    "hard: majority of the members' votes (the verdict's bar is the vote share, "
+                    "with their mean probability as a tie-breaking extra vote); soft: mean "
+                    "probability"
+                ),
             )
             detect = gr.Button("Detect, then segment", variant="primary")
             run = gr.Button("Segment only")
