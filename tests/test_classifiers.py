@@ -303,6 +303,28 @@ def test_report_only_rescores_the_saved_model_on_the_same_split(
     assert list(tmp_path.glob("*.safetensors"))  # decoded into the cache this run was given
 
 
+def test_split_file_trains_another_input_size_on_the_same_split(
+    tiny_contrast: Path, tmp_path: Path
+) -> None:
+    held = json.loads((tiny_contrast / "split.json").read_text())
+    config = json.loads((tiny_contrast / "config.json").read_text())
+    assert list(held) == ["val"] and len(held["val"]) == config["training"]["split_counts"]["val"]
+    data = tiny_contrast.parent / "data"
+    argv = [
+        *("--data", str(data), "--arch", "test_resnet", "--no-pretrained", "--size", "48"),
+        *("--epochs", "1", "--batch-size", "8", "--threads", "1", "--no-progress"),
+    ]
+    out = tmp_path / "other_size"
+    main("contrast", [*argv, "--out", str(out), "--split-file", str(tiny_contrast / "split.json")])
+    assert json.loads((out / "split.json").read_text()) == held
+    assert "split_file" not in json.loads((out / "config.json").read_text())["training"]["options"]
+
+    foreign = tmp_path / "foreign.json"
+    foreign.write_text(json.dumps({"val": [*held["val"], "T2/not_here.png"]}))
+    with pytest.raises(InputError, match="made for other data"):
+        main("contrast", [*argv, "--out", str(tmp_path / "x"), "--split-file", str(foreign)])
+
+
 def test_weights_are_stored_in_float16_and_load_as_float32(tiny_contrast: Path) -> None:
     with safe_open(str(tiny_contrast / "model.safetensors"), "pt") as f:
         stored = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118

@@ -46,9 +46,12 @@ from workbench.training import TrainConfig, fit, machine_summary, predict_loader
 from workbench.weights import CONFIG_NAME, load_folder, save_pretrained
 
 SPLIT_NAMES = ("train", "val", "test")
-# Where this machine keeps decoded images and checkpoints: not part of the recipe, so not stored
-# with the weights; ``--report-only`` takes them from its own flags.
-LOCAL_OPTIONS = ("cache_dir", "work_dir")
+# The held-out file names, beside the weights (as nnU-Net keeps splits_final.json): the split
+# follows the decoded images, so without it runs at another input size would not share one.
+SPLIT_FILE = "split.json"
+# Machine paths, not part of the recipe, so not stored with the weights; ``--report-only`` takes
+# them from its own flags.
+LOCAL_OPTIONS = ("cache_dir", "work_dir", "split_file")
 
 
 def member_spec(arch: str, opts: ClassifierOptions, num_classes: int, pretrained: bool) -> dict:
@@ -86,10 +89,22 @@ def model_spec(opts: ClassifierOptions, num_classes: int) -> dict:
 class PreparedData:
     """The decoded dataset and its split (index arrays into ``data``)."""
 
+    root: Path  # the dataset folder the samples' paths start with
     data: FolderImages
     splits: dict[str, np.ndarray]
     groups: np.ndarray
     conflicts: list[list[int]] = field(default_factory=list)  # identical images, differing labels
+
+    def relative(self, i: int) -> str:
+        return self.data.samples[i].path.relative_to(self.root).as_posix()
+
+    def held_out_files(self) -> dict[str, list[str]]:
+        """The ``split.json`` content: file names of every split but ``train`` (the rest)."""
+        return {
+            name: [self.relative(int(i)) for i in idx]
+            for name, idx in self.splits.items()
+            if name != "train"
+        }
 
     def counts(self) -> dict[str, dict[str, int]]:
         return {
@@ -101,11 +116,10 @@ class PreparedData:
         """Each set of identical images filed under different labels, as ``class folder/file``
         with its label and the split it fell in (copies share a near-duplicate group, so one)."""
         split_of = {int(i): name for name, idx in self.splits.items() for i in idx}
-        samples = self.data.samples
         return [
             {
-                "images": [f"{samples[i].path.parent.name}/{samples[i].path.name}" for i in idx],
-                "labels": [samples[i].label for i in idx],
+                "images": [self.relative(i) for i in idx],
+                "labels": [self.data.samples[i].label for i in idx],
                 "split": split_of[idx[0]],
             }
             for idx in self.conflicts
@@ -143,9 +157,30 @@ def prepare(
     if opts.test_fraction:
         fractions.append(opts.test_fraction)
     labels = [s.label for s in samples]
-    parts = stratified_group_split(labels, groups, fractions, seed)
-    splits = dict(zip(SPLIT_NAMES, parts, strict=False))
-    return PreparedData(data, splits, groups, label_conflicts(data.images, labels))
+    if opts.split_file:
+        splits = stored_split(Path(opts.split_file), data_dir, samples)
+    else:
+        parts = stratified_group_split(labels, groups, fractions, seed)
+        splits = dict(zip(SPLIT_NAMES, parts, strict=False))
+    return PreparedData(data_dir, data, splits, groups, label_conflicts(data.images, labels))
+
+
+def stored_split(path: Path, root: Path, samples: list[Sample]) -> dict[str, np.ndarray]:
+    """The split a ``split.json`` names (its held-out files; every other sample trains)."""
+    try:
+        held = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise InputError(f"cannot read the split file {path}: {err}") from None
+    where = {f: name for name, files in held.items() for f in files}
+    index = {s.path.relative_to(root).as_posix(): i for i, s in enumerate(samples)}
+    unknown = [f for f in where if f not in index]
+    if unknown:
+        raise InputError(
+            f"{len(unknown)} held-out files of {path} (e.g. {unknown[0]!r}) are not in {root}; "
+            "the split file was made for other data."
+        )
+    side = np.array([where.get(f, "train") for f in index])
+    return {name: np.nonzero(side == name)[0] for name in ("train", *held)}
 
 
 def loss_for(opts: ClassifierOptions, targets: torch.Tensor, num_classes: int) -> nn.Module:
@@ -285,6 +320,7 @@ def report(out: Path, prepared: PreparedData, task: ClassifierTask) -> dict[str,
     held = "test" if "test" in prepared.splits else "val"
     view = prepared.data.view(prepared.splits[held])
     probs = evaluate(bundle.model, view)
+    (out / SPLIT_FILE).write_text(json.dumps(prepared.held_out_files(), indent=1) + "\n")
     return write_report(
         out, bundle.config, probs, view, held, prepared.counts(), task, prepared.conflict_records()
     )
@@ -323,6 +359,8 @@ def main(task_name: str, argv: list[str] | None = None) -> dict[str, Any]:
         saved = json.loads((args.out / CONFIG_NAME).read_text())["training"]
         stored = {k: v for k, v in saved["options"].items() if k not in LOCAL_OPTIONS}
         opts = replace(opts, **stored)
+        if not opts.split_file and (args.out / SPLIT_FILE).is_file():
+            opts = replace(opts, split_file=str(args.out / SPLIT_FILE))
         prepared = prepare(args.data, task, opts, saved["recipe"]["seed"], progress=cfg.progress)
         result = report(args.out, prepared, task)
     else:

@@ -289,7 +289,10 @@ def card_body(
             "; it also chose the best epoch (early stopping), so they are slightly optimistic."
             if held == "val"
             else "."
-        ),
+        )
+        + " The held-out file names are in `split.json`: `--split-file` trains another run on "
+        "the same split, e.g. at another input size (the near-duplicate hash, computed at the "
+        "input size, would otherwise draw a different one).",
         f"## Results ({held} split, {sum(counts[held].values())} images)",
         markdown_table([summary_row(n, v) for n, v in summaries.items()], "{:.4f}"),
         targets_text(task, config["metrics"]),
