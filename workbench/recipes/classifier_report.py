@@ -252,9 +252,14 @@ def conflicts_text(conflicts: list[dict[str, Any]], held: str, shown: int = 10) 
     return (
         "\n\n## Data quality\n\n"
         f"{len(conflicts)} sets of identical images are filed under different labels, so one copy "
-        f"of each is wrong whatever a model answers: {listed}{more}. Sets in the {held} split: "
-        f"{len(in_held)}, costing any model at least {lost} of the errors above. They are kept "
-        "as the dataset has them; delete the wrong copies from the folders to drop them."
+        f"of each is wrong whatever a model answers: {listed}{more}. "
+        + (
+            f"{len(in_held)} of these sets are in the {held} split: at least {lost} of the "
+            "errors above are forced by them. "
+            if in_held
+            else f"None is in the {held} split. "
+        )
+        + "They are kept as the dataset has them; delete the wrong copies to drop them."
     )
 
 
