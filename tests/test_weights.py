@@ -100,11 +100,13 @@ def test_missing_weights_say_how_to_train(hub_cache: Path) -> None:
 
 
 def test_push_to_hub_uploads_the_model_folder(folder: Path, monkeypatch) -> None:
-    """The card's pictures and the report go up with the model; local checkpoints do not.
+    """The card's pictures, the report and the split go up with the model; local checkpoints
+    do not.
     The fake applies the patterns with huggingface_hub's own filter, as upload_folder does."""
     calls: dict[str, object] = {}
     (folder / "confusion.png").write_bytes(b"png")
     (folder / "report.json").write_text("{}")
+    (folder / "split.json").write_text("{}")
     (folder / "runs" / "arch").mkdir(parents=True)
     (folder / "runs" / "arch" / "best.safetensors").write_bytes(b"x")
     (folder / "runs" / "arch" / "curve_loss.png").write_bytes(b"png")
@@ -129,7 +131,14 @@ def test_push_to_hub_uploads_the_model_folder(folder: Path, monkeypatch) -> None
     assert calls["create"] == ("org/demo", True, True, "model")
     assert calls["upload"] == (
         "org/demo",
-        ["README.md", "config.json", "confusion.png", "model.safetensors", "report.json"],
+        [
+            "README.md",
+            "config.json",
+            "confusion.png",
+            "model.safetensors",
+            "report.json",
+            "split.json",
+        ],
     )
 
 

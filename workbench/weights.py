@@ -30,7 +30,7 @@ FOLDER_FILES = (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME)
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # What a push publishes beyond the loadable files: the report and the pictures the card shows.
 # Top level only: training checkpoints under ``runs/`` stay local.
-PUBLISH_PATTERNS = (*FOLDER_FILES, "report.json", "*.png")
+PUBLISH_PATTERNS = (*FOLDER_FILES, "report.json", "split.json", "*.png")
 PUBLISH_IGNORE = ("*/*",)
 
 
