@@ -1,5 +1,5 @@
-"""The classifier tabs in headless Chromium: click an example, wait for the Grad-CAM picture,
-keep a screenshot in ``artifacts/screenshots`` for people to look at."""
+"""The classifier tabs in headless Chromium: click a real example, check the model's answer, wait
+for the Grad-CAM picture, keep a screenshot in ``artifacts/screenshots`` for people to look at."""
 
 from __future__ import annotations
 
@@ -13,20 +13,31 @@ SHOTS = ARTIFACTS / "screenshots"
 
 
 @pytest.mark.parametrize(
-    ("tab", "task", "example", "picture", "shot"),
+    ("tab", "task", "example", "answer", "picture", "shot"),
     [
-        ("MR contrast", "contrast", "contrast_phantom_T2", "#contrast-cam img", "contrast_tab"),
-        ("Tumour type", "tumor44", "tumor44_phantom_meningioma", "#tumor44-cam img", "tumor44_tab"),
+        ("MR contrast", "contrast", "0a7d683c5c79a4e8", "T2", "#contrast-cam img", "contrast_tab"),
+        (
+            "Tumour type",
+            "tumor44",
+            "100_big_gallery",
+            "Schwannoma T1C+",
+            "#tumor44-cam img",
+            "tumor44_tab",
+        ),
         (
             "Brain tumour",
             "tumor_detect",
-            "tumor_detect_phantom_glioma",
+            "Tr-gl_0015",
+            "tumor",
             "#tumor-cam img",
             "tumor_detect_tab",
         ),
     ],
 )
-def test_example_click_shows_gradcam(page, tab, task, example, picture, shot) -> None:
+def test_real_example_click_shows_answer_and_gradcam(
+    page, shared_data, tab, task, example, answer, picture, shot
+) -> None:
+    """A real slice the shipped model held out of training: its answer and its Grad-CAM."""
     needs_weights(task)
     page.get_by_role("tab", name=tab).click()
     page.locator(".gallery-item, button.example, [data-testid='examples'] button, td").filter(
@@ -37,5 +48,7 @@ def test_example_click_shows_gradcam(page, tab, task, example, picture, shot) ->
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{shot}.png"), full_page=True)
     assert page.locator(picture).get_attribute("src")
+    top = page.locator("[data-testid='label-output-value']:visible").first
+    assert top.inner_text().strip() == answer
     # the open tab's own banner (hidden tabs carry theirs too)
     page.locator(".wb-banner:visible", has_text="not for diagnosis").first.wait_for()

@@ -82,8 +82,8 @@ def build_classifier_tab(
     upload.upload(analyse, upload, outputs, api_visibility="private", concurrency_id="models")
     with example_box:  # built after the outputs so that a click runs the example
         for files, label in (
-            (examples(*phantoms), "Phantom slices (synthetic: the model learnt from real MR)"),
             (shared_examples(*real), "Real files (../shared/data)"),
+            (examples(*phantoms), "Phantom slices (synthetic: the model learnt from real MR)"),
         ):
             if files:
                 gr.Examples(

@@ -16,13 +16,15 @@ EXAMPLES = (
     "contrast_phantom_T1_post.png",
     "contrast_phantom_T2.png",
 )
+# Real DICOMs (for the header check), then slices as in ui/tumor.py: held out of training.
 REAL = (
     "dicom/pydicom_3.0.2/MR_small.dcm",
     "dicom/DICOMSamples/MR_Implicit_Little.dcm",
     "dicom/dwv/bbmri-53323131.dcm",
-    "datasets/brain_tumor_mri_44c/_NORMAL T1",
-    "datasets/brain_tumor_mri_44c/Meningioma T1C+",
-    "datasets/brain_tumor_mri_44c/_NORMAL T2",
+    "datasets/brain_tumor_mri_44c/_NORMAL T1/"
+    "2022-06-13 09_37_49-Normal MRI brain _ Radiology Case _ Radiopaedia.org.jpg",
+    "datasets/brain_tumor_mri_44c/Meningioma T1C+/0268b86dc78b0861e1b339ce9eb127_big_gallery.jpg",
+    "datasets/brain_tumor_mri_44c/_NORMAL T2/0a7d683c5c79a4e89628b92e990cbe_big_gallery.jpeg",
 )
 
 TAB = ClassifierTab(

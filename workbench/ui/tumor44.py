@@ -16,11 +16,16 @@ EXAMPLES = (
     "tumor44_phantom_schwannoma_T2.png",
     "tumor44_phantom_normal_T1.png",
 )
-REAL = (
-    "datasets/brain_tumor_mri_44c/Meningioma T1C+",
-    "datasets/brain_tumor_mri_44c/Schwannoma T1C+",
-    "datasets/brain_tumor_mri_44c/Glioblastoma T2",
-    "datasets/brain_tumor_mri_44c/_NORMAL T1",
+# Held out of training, as in ui/tumor.py.
+REAL = tuple(
+    f"datasets/brain_tumor_mri_44c/{f}"
+    for f in (
+        "Meningioma T1C+/2022-05-28 10_47_04-Meningioma _ Radiology Case _ Radiopaedia.org - "
+        "Opera.jpg",
+        "Schwannoma T1C+/100_big_gallery.jpeg",
+        "Glioblastoma T2/8a961403df6f1e73caa8f2101182e7_big_gallery.jpeg",
+        "_NORMAL T1/2022-06-13 09_37_58-Normal MRI brain _ Radiology Case _ Radiopaedia.org.jpg",
+    )
 )
 
 TAB = ClassifierTab(
