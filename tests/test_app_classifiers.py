@@ -86,3 +86,18 @@ def test_tumour_tab_votes_then_segments(client) -> None:
     else:
         assert measures["segmentation"].startswith("skipped")
         assert np.array_equal(picture(overlay), picture(slice_view))
+
+
+def test_tumour_tab_says_when_segmentation_disagrees_with_the_vote(client, shared_data) -> None:
+    """A real held-out glioma slice: the ensemble finds the tumour, the phantom-trained
+    segmentation model draws nothing, and the measurements say so instead of staying silent."""
+    from gradio_client import handle_file
+
+    needs_weights("tumor_detect", "tumor_seg")
+    glioma = shared_data / "datasets/brain_tumor_mri/Training/glioma/Tr-gl_0015.jpg"
+    *_, measures, _about, verdict, _votes, _cam = client.predict(
+        handle_file(str(glioma)), "hard", api_name="/tumor_detect"
+    )
+    assert verdict["label"] == "tumor"
+    assert measures["tumor_found"] is False
+    assert measures["segmentation"].startswith("no tumour pixels, though the ensemble voted")

@@ -24,6 +24,11 @@ REAL = tuple(
     for f in ("glioma/Tr-gl_0015.jpg", "notumor/Tr-no_0011.jpg", "pituitary/Tr-pi_0016.jpg")
 )
 VOTE_COLUMNS = ["model", "vote", "probability"]
+SEGMENTATION_MISSED = (
+    "no tumour pixels, though the ensemble voted tumour: the two models disagree. Read the "
+    "segmentation model's card (below) for what it learnt; on other kinds of MR it may miss "
+    "what the classifiers see."
+)
 
 
 def segmentation(image: Image) -> tuple[np.ndarray, np.ndarray, dict[str, Any], str]:
@@ -57,6 +62,8 @@ def detect_then_segment(upload: Any, voting: str = "hard") -> tuple[Any, ...]:
         summary = {"tumor_found": False, "segmentation": "skipped: the ensemble voted no tumour"}
         return rgb, rgb, summary, about, result.probabilities(), votes, cam
     rgb, overlay, summary, seg_about = segmentation(image)
+    if not summary["tumor_found"]:
+        summary["segmentation"] = SEGMENTATION_MISSED
     return rgb, overlay, summary, f"{about}<br>{seg_about}", result.probabilities(), votes, cam
 
 
