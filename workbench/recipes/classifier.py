@@ -96,7 +96,7 @@ class PreparedData:
     conflicts: list[list[int]] = field(default_factory=list)  # identical images, differing labels
 
     def relative(self, i: int) -> str:
-        return self.data.samples[i].path.relative_to(self.root).as_posix()
+        return split_key(self.data.samples[i], self.root)
 
     def held_out_files(self) -> dict[str, list[str]]:
         """The ``split.json`` content: file names of every split but ``train`` (the rest)."""
@@ -165,6 +165,11 @@ def prepare(
     return PreparedData(data_dir, data, splits, groups, label_conflicts(data.images, labels))
 
 
+def split_key(sample: Sample, root: Path) -> str:
+    """How ``split.json`` names a sample: its path under the dataset folder."""
+    return sample.path.relative_to(root).as_posix()
+
+
 def stored_split(path: Path, root: Path, samples: list[Sample]) -> dict[str, np.ndarray]:
     """The split a ``split.json`` names (its held-out files; every other sample trains)."""
     try:
@@ -172,7 +177,7 @@ def stored_split(path: Path, root: Path, samples: list[Sample]) -> dict[str, np.
     except (OSError, ValueError) as err:
         raise InputError(f"cannot read the split file {path}: {err}") from None
     where = {f: name for name, files in held.items() for f in files}
-    index = {s.path.relative_to(root).as_posix(): i for i, s in enumerate(samples)}
+    index = {split_key(s, root): i for i, s in enumerate(samples)}
     unknown = [f for f in where if f not in index]
     if unknown:
         raise InputError(

@@ -21,18 +21,8 @@ SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
 def shared_examples(*relative: str) -> list[str]:
-    """Real files offered by path when ``../shared/data`` exists (never copied into the repo).
-
-    A folder entry gives its first image in name order.
-    """
-    found = []
-    for rel in relative:
-        path = SHARED_DATA / rel
-        if path.is_dir():
-            path = next(iter(sorted(p for p in path.iterdir() if p.is_file())), path)
-        if path.is_file():
-            found.append(str(path))
-    return found
+    """Real files offered by path when ``../shared/data`` exists (never copied into the repo)."""
+    return [str(SHARED_DATA / rel) for rel in relative if (SHARED_DATA / rel).is_file()]
 
 
 def explained(bundle: ModelBundle, image: Image, target: int) -> tuple[np.ndarray, np.ndarray]:
