@@ -206,8 +206,7 @@ def write_report(
     }
     config = {**config, "metrics": {**metrics, "split": held, "images": len(view)}}
     (out / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
-    body = card_body(config, task, summaries, final, groups, gallery, counts, held)
-    body += conflicts_text(list(conflicts), held)
+    body = card_body(config, task, summaries, final, groups, gallery, counts, held, conflicts)
     card = render_card(
         CardInfo(
             title=config["title"],
@@ -242,15 +241,12 @@ def unavoidable_errors(labels: list[str]) -> int:
 
 
 def conflicts_text(conflicts: list[dict[str, Any]], held: str, shown: int = 10) -> str:
-    """The card's data-quality section: identical images under different labels."""
-    if not conflicts:
-        return ""
+    """The card's data-quality paragraph: identical images under different labels."""
     listed = "; ".join(" = ".join(f"`{i}`" for i in c["images"]) for c in conflicts[:shown])
     more = f"; and {len(conflicts) - shown} more (report.json)" if len(conflicts) > shown else ""
     in_held = [c for c in conflicts if c["split"] == held]
     lost = sum(unavoidable_errors(c["labels"]) for c in in_held)
     return (
-        "\n\n## Data quality\n\n"
         f"{len(conflicts)} sets of identical images are filed under different labels, so one copy "
         f"of each is wrong whatever a model answers: {listed}{more}. "
         + (
@@ -272,6 +268,7 @@ def card_body(
     gallery: dict[str, int] | None,
     counts: dict[str, dict[str, int]],
     held: str,
+    conflicts: Sequence[dict[str, Any]] = (),
 ) -> str:
     t, opts, recipe = (
         config["training"],
@@ -314,6 +311,8 @@ def card_body(
             f"Errors: {gallery['false negatives']} missed tumours, {gallery['false positives']} "
             "false alarms; ![errors](gallery.png)"
         ]
+    if conflicts:
+        sections += ["## Data quality", conflicts_text(list(conflicts), held)]
     member_rows = [
         {
             "model": m["arch"],
