@@ -281,6 +281,22 @@ def test_tiny_model_beats_chance_on_held_out_phantoms(tiny_contrast: Path, tmp_p
     assert bundle.config["metrics"]["accuracy"] > 0.5
 
 
+def test_probabilities_are_divided_by_the_temperature_fitted_on_held_out(
+    tiny_contrast: Path, tmp_path: Path
+) -> None:
+    bundle = load_folder(tiny_contrast, "test", torch.device("cpu"))
+    calibration = bundle.config["calibration"]
+    [t] = calibration["temperature"]
+    assert calibration["fitted_on"] == "val" and 0.05 < t < 20 and t != pytest.approx(1.0)
+    assert (tiny_contrast / "calibration.png").is_file()
+    assert "calibration.png" in (tiny_contrast / "README.md").read_text()
+    image = load_image(next((write_two_contrasts(tmp_path, n=1, seed=5) / TWO[0]).iterdir()))
+    with torch.inference_mode():
+        logits = bundle.model(classify.model_input(bundle, image))[0]
+    shown = classify.classify(bundle, image).probs
+    np.testing.assert_allclose(shown, (logits / t).softmax(-1).numpy(), atol=1e-5)
+
+
 def test_report_lists_identical_images_filed_under_two_labels(tiny_contrast: Path) -> None:
     [conflict] = json.loads((tiny_contrast / "report.json").read_text())["label_conflicts"]
     assert sorted(conflict["labels"]) == TWO

@@ -74,6 +74,13 @@ def model_input(bundle: ModelBundle, image: Image) -> torch.Tensor:
     return to_tensor(image.pixels, prep)[None].to(bundle.device)
 
 
+def temperatures(bundle: ModelBundle) -> torch.Tensor:
+    """``(M, 1)``: each member's temperature from ``config.json`` (1 where none was fitted)."""
+    n = len(members(bundle.model))
+    fitted = bundle.config.get("calibration", {}).get("temperature", [1.0] * n)
+    return torch.tensor(fitted, dtype=torch.float32).view(n, 1)
+
+
 def members(model: nn.Module) -> list[nn.Module]:
     return list(model.members) if isinstance(model, Ensemble) else [model]
 
@@ -86,10 +93,13 @@ def member_names(bundle: ModelBundle) -> list[str]:
 
 @torch.inference_mode()
 def classify(bundle: ModelBundle, image: Image, voting: str | None = None) -> Classification:
-    """Class probabilities of one image; an ensemble votes with ``voting`` (default: its own)."""
+    """Class probabilities of one image; an ensemble votes with ``voting`` (default: its own).
+    Each member's logits are divided by its fitted temperature first (see
+    :mod:`workbench.calibration`), so the probabilities shown are the calibrated ones."""
     logits = bundle.model(model_input(bundle, image))
     if logits.ndim == 2:
         logits = logits[:, None]
+    logits = logits / temperatures(bundle).to(logits)
     voting = voting or getattr(bundle.model, "voting", "soft")
     probs = ensemble_vote(logits, voting)[0] if logits.shape[1] > 1 else logits[:, 0].softmax(-1)
     return Classification(
