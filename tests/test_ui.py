@@ -60,8 +60,10 @@ def test_models_table_says_how_to_get_a_missing_model(tmp_path: Path, monkeypatc
 
 
 def test_model_card_pictures_go_to_the_gallery() -> None:
-    """The contrast card links its confusion matrix; the page shows the file, not a dead link."""
+    """The contrast card links its confusion matrix and reliability diagram; the page shows the
+    files, not dead links."""
     text, pictures = model_card("contrast")
     assert "![" not in text and "in the gallery below" in text
-    assert [Path(f).name for f, _ in pictures] == ["confusion.png"]
-    assert pictures[0][1] == "confusion matrix" and Path(pictures[0][0]).is_file()
+    assert [Path(f).name for f, _ in pictures] == ["confusion.png", "calibration.png"]
+    assert [caption for _, caption in pictures] == ["confusion matrix", "reliability diagram"]
+    assert all(Path(f).is_file() for f, _ in pictures)

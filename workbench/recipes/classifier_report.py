@@ -186,7 +186,7 @@ def reliability_png(before: Reliability, after: Reliability, path: Path, title: 
     ax.set(xlim=(0, 1.02), ylim=(0, 1.02), xlabel="confidence (top-1 probability)")
     ax.set(ylabel="accuracy")
     ax.set_title("\n".join(textwrap.wrap(title, 48)), fontsize=9)
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -201,7 +201,9 @@ def calibration_text(calibration: dict[str, Any], names: list[str]) -> str:
         "The probabilities this model gives (in the app, in `predict` and in the soft vote above) "
         "are temperature-scaled (Guo et al., 2017): each "
         f"model's logits are divided by one temperature fitted on the {calibration['fitted_on']} "
-        f"split by log-likelihood ({temps}); predictions do not change. Expected calibration "
+        f"split by log-likelihood ({temps}); no model's prediction changes"
+        + ("" if len(names) == 1 else " (the soft vote's can)")
+        + ". Expected calibration "
         f"error of {what} probability ({calibration['bins']} bins): "
         f"{calibration['ece_before']:.3f} raw, {calibration['ece_after']:.3f} scaled, measured "
         "on the split the temperature was fitted on, so the second figure is optimistic. "

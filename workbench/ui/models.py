@@ -99,7 +99,11 @@ def build() -> None:
     task = gr.Dropdown(list(MODEL_TASKS), value=MODEL_TASKS[0], label="Model card")
     card = gr.Markdown()
     pictures = gr.Gallery(
-        label="The card's figures", columns=2, height="auto", elem_id="card-figures"
+        label="The card's figures",
+        columns=2,
+        height="auto",
+        object_fit="contain",  # whole figures: a cropped confusion matrix loses its axes
+        elem_id="card-figures",
     )
     # no triggers: runs once when the page loads and again on every choice, one read per card
     gr.on(None, model_card, task, [card, pictures], api_name="model_card")
