@@ -40,7 +40,13 @@ def test_models_tab_lists_every_model_and_shows_its_card(page) -> None:
     dropdown.click()
     page.get_by_role("option", name="tumor44").click()
     page.get_by_text("44-class brain tumour type", exact=False).first.wait_for(timeout=30_000)
-    page.locator("#card-figures img").first.wait_for(timeout=30_000)
+    # the gallery loads its images lazily: bring it into view and wait for both figures
+    page.locator("#card-figures").scroll_into_view_if_needed()
+    page.wait_for_function(
+        "() => { const imgs = [...document.querySelectorAll('#card-figures img')];"
+        " return imgs.length === 2 && imgs.every(i => i.complete && i.naturalWidth > 0); }",
+        timeout=30_000,
+    )
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "models_tab.png"), full_page=True)
     assert page.locator(".wb-banner:visible", has_text="not for diagnosis").count() >= 1
