@@ -232,9 +232,10 @@ def write_report(
     task: ClassifierTask,
     conflicts: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
-    """Score every model on the held-out ``view``, write ``confusion.png`` (and ``gallery.png``
-    for binary tasks), the metrics into ``config.json`` and the card into ``README.md``.
-    ``conflicts`` are the identical images filed under different labels, for the card."""
+    """Fit each network's temperature on the held-out ``view`` and score every model there with
+    the scaled probabilities; write ``confusion.png``, ``calibration.png`` (and ``gallery.png``
+    for binary tasks), the metrics and temperatures into ``config.json`` and the card into
+    ``README.md``. ``conflicts`` are the identical images filed under different labels."""
     labels = config["labels"]
     y_true = view.targets.numpy()
     calibration, before, after = calibrate(probs, y_true, held)
