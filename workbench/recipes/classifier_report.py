@@ -156,9 +156,10 @@ def gallery_png(
 
 def calibrate(
     probs: torch.Tensor, y_true: np.ndarray, held: str, bins: int = 15
-) -> tuple[dict[str, Any], Reliability, Reliability]:
-    """One temperature per member, fitted on the held-out ``probs`` ``(N, M, C)``, and the
-    reliability of the members' mean probability before and after."""
+) -> tuple[dict[str, Any], torch.Tensor, Reliability, Reliability]:
+    """One temperature per member, fitted on the held-out ``probs`` ``(N, M, C)``: the
+    ``config.json`` entry, the scaled probabilities, and the reliability of the members' mean
+    probability before and after."""
     log_probs = probs.clamp_min(1e-12).log()
     temperature = [fit_temperature(log_probs[:, m], y_true) for m in range(probs.shape[1])]
     scaled = scale(probs, torch.tensor(temperature).view(-1, 1))
@@ -172,7 +173,7 @@ def calibrate(
         "ece_before": before.ece,
         "ece_after": after.ece,
     }
-    return calibration, before, after
+    return calibration, scaled, before, after
 
 
 def reliability_png(before: Reliability, after: Reliability, path: Path, title: str) -> None:
@@ -238,9 +239,8 @@ def write_report(
     ``README.md``. ``conflicts`` are the identical images filed under different labels."""
     labels = config["labels"]
     y_true = view.targets.numpy()
-    calibration, before, after = calibrate(probs, y_true, held)
+    calibration, probs, before, after = calibrate(probs, y_true, held)
     reliability_png(before, after, out / "calibration.png", f"{config['title']}: {held} split")
-    probs = scale(probs, torch.tensor(calibration["temperature"]).view(-1, 1))
     preds = predictions(probs, config)
     summaries = {
         name: classification_summary(y_true, p.argmax(-1).numpy(), labels)
