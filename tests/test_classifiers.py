@@ -30,7 +30,7 @@ from workbench.errors import InputError
 from workbench.io import load_image
 from workbench.models import build_model
 from workbench.phantom import write_dataset
-from workbench.recipes.classifier import evaluate, main, model_spec
+from workbench.recipes.classifier import evaluate, main, model_spec, sampler_for, start_weights
 from workbench.recipes.classifier_tasks import ClassifierOptions
 from workbench.tasks import classify, contrast
 from workbench.tasks.contrast_rules import canonical, header_contrast
@@ -339,6 +339,66 @@ def test_split_file_trains_another_input_size_on_the_same_split(
     foreign.write_text(json.dumps({"val": [*held["val"], "T2/not_here.png"]}))
     with pytest.raises(InputError, match="made for other data"):
         main("contrast", [*argv, "--out", str(tmp_path / "x"), "--split-file", str(foreign)])
+
+
+class Labelled(torch.utils.data.TensorDataset):
+    """A dataset with the ``targets`` a :class:`FolderImages` view has."""
+
+    def __init__(self, targets: list[int]) -> None:
+        self.targets = torch.tensor(targets)
+        super().__init__(torch.zeros(len(targets), 3, 8, 8), self.targets)
+
+
+class AlwaysFirst(torch.nn.Module):
+    """Answers class 0 for every image."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tensor([[2.0, 0.0]]).expand(len(x), 2)
+
+
+def test_hard_examples_are_drawn_more_often_by_hand() -> None:
+    view = Labelled([0, 1, 1, 0, 1, 0])
+    opts = ClassifierOptions(hard_weight=4.0)
+    sampler, hard = sampler_for(opts, AlwaysFirst(), view)
+    assert hard == 3 and sampler.num_samples == 6
+    assert sampler.weights.tolist() == [1, 5, 5, 1, 5, 1]  # the three wrong ones: 1 + 4
+    view = Labelled([0, 1, 1, 1])  # with --balanced-sampler too: 1/2 and 1/3 per class first
+    sampler, hard = sampler_for(replace(opts, balanced_sampler=True), AlwaysFirst(), view)
+    np.testing.assert_allclose(sampler.weights, [1 / 1, 5 / 3, 5 / 3, 5 / 3])
+    assert sampler_for(ClassifierOptions(), AlwaysFirst(), view) == (None, 0)
+
+
+def test_init_from_starts_each_member_from_the_trained_model(
+    tiny_contrast: Path, tmp_path: Path
+) -> None:
+    source = load_folder(tiny_contrast, "test", torch.device("cpu")).model.state_dict()
+    weights = start_weights(str(tiny_contrast), "test_resnet")
+    assert weights.keys() == source.keys()
+    assert all(torch.equal(weights[k].cpu(), source[k]) for k in source)
+    with pytest.raises(InputError, match="holds test_resnet, no resnet50"):
+        start_weights(str(tiny_contrast), "resnet50")
+
+    data = tiny_contrast.parent / "data"
+    argv = [
+        *("--data", str(data), "--arch", "test_resnet", "--no-pretrained", "--size", "64"),
+        *("--epochs", "1", "--batch-size", "8", "--threads", "1", "--no-progress"),
+        *("--split-file", str(tiny_contrast / "split.json"), "--hard-weight", "3"),
+    ]
+    with pytest.raises(InputError, match="--hard-weight needs --init-from"):
+        main("contrast", [*argv, "--out", str(tmp_path / "alone")])
+    with pytest.raises(InputError, match="is not the model these options build"):
+        main("contrast", [*argv, "--out", str(tmp_path / "x"), "--init-from", str(tiny_contrast)])
+    out = tmp_path / "tuned"
+    argv += ["--head", "none", "--freeze-up-to", "", "--init-from", str(tiny_contrast)]
+    main("contrast", [*argv, "--out", str(out)])
+    training = json.loads((out / "config.json").read_text())["training"]
+    assert training["initialised_from"] == str(tiny_contrast)
+    [member] = training["members"]
+    # the identical slice filed under both labels: the source cannot be right on both copies
+    conflict = json.loads((tiny_contrast / "report.json").read_text())["label_conflicts"][0]
+    assert member["hard_examples"] >= (conflict["split"] == "train")
+    card = (out / "README.md").read_text()
+    assert "drawn 4 times as often" in card and "| hard examples |" in card
 
 
 def test_weights_are_stored_in_float16_and_load_as_float32(tiny_contrast: Path) -> None:

@@ -41,9 +41,10 @@ from workbench.models import Ensemble, build_model
 from workbench.recipes.classifier_report import write_report
 from workbench.recipes.classifier_tasks import CLASSIFIER_TASKS, ClassifierOptions, ClassifierTask
 from workbench.scripts import add_dataclass_args, dataclass_from_args, finish, train_parser
+from workbench.tasks.classify import member_names, members
 from workbench.tasks.preprocess import Preprocess
 from workbench.training import TrainConfig, fit, machine_summary, predict_loader
-from workbench.weights import CONFIG_NAME, load_folder, save_pretrained
+from workbench.weights import CONFIG_NAME, load, load_folder, save_pretrained
 
 SPLIT_NAMES = ("train", "val", "test")
 # The held-out file names, beside the weights (as nnU-Net keeps splits_final.json): the split
@@ -197,10 +198,36 @@ def loss_for(opts: ClassifierOptions, targets: torch.Tensor, num_classes: int) -
     return nn.CrossEntropyLoss(weight=weight, label_smoothing=opts.label_smoothing)
 
 
-def balanced_sampler(targets: torch.Tensor) -> WeightedRandomSampler:
-    """Each class drawn equally often (``--balanced-sampler``), one epoch = one pass in size."""
-    counts = torch.bincount(targets).float()
-    return WeightedRandomSampler(1.0 / counts[targets], num_samples=len(targets), replacement=True)
+def start_weights(source: str, arch: str) -> dict[str, torch.Tensor]:
+    """``--init-from``: the weights of the trained model's member with backbone ``arch``."""
+    bundle = load(source)
+    names = member_names(bundle)
+    if arch not in names:
+        raise InputError(f"{source} holds {', '.join(names)}, no {arch} to start from.")
+    return members(bundle.model)[names.index(arch)].state_dict()
+
+
+def sampler_for(
+    opts: ClassifierOptions, model: nn.Module, view: FolderImages
+) -> tuple[WeightedRandomSampler | None, int]:
+    """How training draws its images, and how many count as hard.
+
+    ``--balanced-sampler`` draws every class equally often; ``--hard-weight`` draws the images
+    that the starting model (``--init-from``) gets wrong ``1 + hard_weight`` times as often:
+    hard-example mining, for errors that come in clusters (a source collection whose look the
+    model took for a label) rather than one at a time. One epoch stays one pass in size.
+    """
+    weights = torch.ones(len(view))
+    if opts.balanced_sampler:
+        weights = 1.0 / torch.bincount(view.targets).float()[view.targets]
+    hard = 0
+    if opts.hard_weight:
+        wrong = evaluate(model, view)[:, 0].argmax(-1) != view.targets
+        weights = weights * (1 + opts.hard_weight * wrong.float())
+        hard = int(wrong.sum())
+    if not (opts.balanced_sampler or opts.hard_weight):
+        return None, 0
+    return WeightedRandomSampler(weights, num_samples=len(view), replacement=True), hard
 
 
 def val_scores(outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
@@ -224,6 +251,14 @@ def train_member(
     data, classes = prepared.data, prepared.data.classes
     set_seed(cfg.seed)  # the head's initial weights follow --seed, not earlier RNG use
     model = build_model(member_spec(arch, opts, len(classes), pretrained=opts.pretrained))
+    if opts.init_from:
+        try:
+            model.load_state_dict(start_weights(opts.init_from, arch))
+        except RuntimeError as err:  # another head or input: name the first mismatch
+            raise InputError(
+                f"{opts.init_from}'s {arch} is not the model these options build "
+                f"({str(err).splitlines()[1].strip()}); train with its options (--head ...)."
+            ) from None
     done = run_dir / "done.json"
     finished = json.loads(done.read_text()) if cfg.resume and done.is_file() else None
     if finished and finished.get("planned_epochs", finished["epochs_run"]) >= cfg.epochs:
@@ -236,6 +271,7 @@ def train_member(
     if finished or not (cfg.resume and started.is_file()):
         started.write_text(str(time.time()))
     train_view = data.view(prepared.splits["train"], augment=opts.augment)
+    sampler, hard = sampler_for(opts, model, data.view(prepared.splits["train"]))
     result = fit(
         model,
         train_view,
@@ -244,7 +280,7 @@ def train_member(
         cfg,
         metrics_fn=val_scores,
         out_dir=run_dir,
-        sampler=balanced_sampler(train_view.targets) if opts.balanced_sampler else None,
+        sampler=sampler,
         desc=arch,
     )
     info = {
@@ -253,6 +289,7 @@ def train_member(
         "epochs_run": len(result.history),
         cfg.monitor: result.best_score,
         "planned_epochs": cfg.epochs,
+        **({"hard_examples": hard} if opts.hard_weight else {}),
         "minutes": (finished or {}).get("minutes", 0.0)
         + (time.time() - float(started.read_text())) / 60,
     }
@@ -270,6 +307,10 @@ def train(
     preset: str = "study",
 ) -> dict[str, Any]:
     """Train every ``--arch`` model, save one model folder to ``out``, and report on it."""
+    if opts.hard_weight and not opts.init_from:
+        raise InputError(
+            "--hard-weight needs --init-from: hard images are those a trained model gets wrong."
+        )
     if opts.threads:
         torch.set_num_threads(opts.threads)
     start = time.perf_counter()
@@ -303,7 +344,7 @@ def train(
             "recipe": asdict(cfg),
             "options": {k: v for k, v in asdict(opts).items() if k not in LOCAL_OPTIONS},
             "preset": preset,
-            "initialised_from": "ImageNet" if opts.pretrained else "random",
+            "initialised_from": opts.init_from or ("ImageNet" if opts.pretrained else "random"),
             "data_note": data_note,
         },
     }

@@ -386,9 +386,16 @@ def card_body(
             "epochs run": m["epochs_run"],
             "best epoch": m["best_epoch"],
             "minutes": round(m["minutes"], 1),
+            **({"hard examples": m["hard_examples"]} if "hard_examples" in m else {}),
         }
         for m in t["members"]
     ]
+    mining = (
+        f" Training images that the starting model got wrong (per member: the table's hard "
+        f"examples) were drawn {1 + opts['hard_weight']:g} times as often (`--hard-weight`)."
+        if opts.get("hard_weight")
+        else ""
+    )
     sections += [
         "## Recipe",
         f"Recipe of these weights (`python train/{task.name}.py --preset {t['preset']}`, "
@@ -400,7 +407,7 @@ def card_body(
         f"balanced sampler {opts['balanced_sampler']}; {recipe['optimizer']} lr {recipe['lr']}, "
         f"weight decay {recipe['weight_decay']}, {recipe['scheduler']} schedule, batch "
         f"{recipe['batch_size']}, up to {recipe['epochs']} epochs, best epoch by "
-        f"`{recipe['monitor']}`.",
+        f"`{recipe['monitor']}`.{mining}",
         markdown_table(member_rows, "{:.1f}"),
         f"Training took {t['minutes']:.1f} minutes of wall time on "
         f"{t.get('machine', 'a 2-core CPU shared with other training jobs')} "

@@ -30,6 +30,8 @@ class ClassifierOptions:
     label_smoothing: float = 0.0
     class_weighting: bool = False  # inverse-frequency weights in the loss
     balanced_sampler: bool = False  # draw every class equally often
+    init_from: str = ""  # a trained model (folder or Hub repo): each member starts from its own
+    hard_weight: float = 0.0  # > 0: images the --init-from model gets wrong drawn 1 + this often
     voting: str = "hard"  # ensembles: hard (majority) | soft (mean probability)
     val_fraction: float = 0.15
     test_fraction: float = 0.0  # > 0 holds out a test split for the report
