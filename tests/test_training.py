@@ -10,6 +10,8 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from workbench.recipes.classifier_tasks import ClassifierOptions
+from workbench.scripts import add_dataclass_args, train_parser
 from workbench.training import TrainConfig, fit
 
 
@@ -123,3 +125,15 @@ def test_channels_last_trains_alike_and_hands_back_a_contiguous_model(tmp_path: 
     losses = [[row["val_loss"] for row in runs[f].history] for f in (False, True)]
     assert torch.allclose(torch.tensor(losses[0]), torch.tensor(losses[1]), atol=1e-4)
     assert all(p.is_contiguous() for p in runs[True].model.parameters())
+
+
+def test_every_flag_is_documented_by_its_field_comment() -> None:
+    parser = train_parser("x", replace(TrainConfig(), epochs=3))
+    add_dataclass_args(parser, ClassifierOptions, ClassifierOptions())
+    text = " ".join(parser.format_help().split())
+    assert "--hard-weight HARD_WEIGHT > 0: images the --init-from model gets wrong" in text
+    assert "--epochs EPOCHS upper bound; early stopping may end sooner (default: 3)" in text
+    undocumented = [
+        a.dest for a in parser._actions if a.dest not in {"help", "data", "out"} and not a.help
+    ]
+    assert not undocumented, undocumented

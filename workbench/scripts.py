@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any, TypeVar, get_type_hints
@@ -28,27 +30,31 @@ def _flag_type(hint: Any):
     return float  # float | None: only grad_clip today
 
 
+_FIELD_COMMENT = re.compile(r"^\s+(\w+)\s*:[^#]*#\s*(.+)$")
+
+
+def field_comments(cls: type) -> dict[str, str]:
+    """Each field's trailing ``# comment`` in the dataclass source: ``--help`` shows the same
+    words the code is documented with, instead of a second copy in field metadata."""
+    return {
+        m[1]: m[2]
+        for line in inspect.getsource(cls).splitlines()
+        if (m := _FIELD_COMMENT.match(line))
+    }
+
+
 def add_dataclass_args(parser: argparse.ArgumentParser, cls: type[T], defaults: T) -> None:
     """One ``--field-name`` flag per dataclass field, defaulting to ``defaults``' value."""
     group = parser.add_argument_group(f"{cls.__name__} ({cls.__doc__ or ''}".strip() + ")")
     hints = get_type_hints(cls)
+    comments = field_comments(cls)
     for f in dataclasses.fields(cls):
-        value = getattr(defaults, f.name)
+        flag = {"dest": f.name, "default": getattr(defaults, f.name)}
         if hints[f.name] is bool:
-            group.add_argument(
-                f"--{f.name.replace('_', '-')}",
-                dest=f.name,
-                default=value,
-                action=argparse.BooleanOptionalAction,
-            )
+            flag["action"] = argparse.BooleanOptionalAction
         else:
-            group.add_argument(
-                f"--{f.name.replace('_', '-')}",
-                dest=f.name,
-                default=value,
-                type=_flag_type(hints[f.name]),
-                help=f"default: {value}",
-            )
+            flag["type"] = _flag_type(hints[f.name])
+        group.add_argument(f"--{f.name.replace('_', '-')}", help=comments.get(f.name, ""), **flag)
 
 
 def dataclass_from_args(cls: type[T], args: argparse.Namespace) -> T:

@@ -34,24 +34,24 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 class TrainConfig:
     """Optimisation recipe; every field is a train-script flag of the same name."""
 
-    epochs: int = 30
-    batch_size: int = 16
-    lr: float = 3e-4
+    epochs: int = 30  # upper bound; early stopping may end sooner
+    batch_size: int = 16  # images per optimiser step (per device)
+    lr: float = 3e-4  # peak learning rate
     optimizer: str = "adam"  # adam | adamw | sgd
-    momentum: float = 0.9
-    weight_decay: float = 0.0
+    momentum: float = 0.9  # sgd only
+    weight_decay: float = 0.0  # L2 (adam, sgd) or decoupled (adamw)
     scheduler: str = "none"  # none | cosine (per epoch) | cosine_step (per batch, few-epoch runs)
     monitor: str = "val_loss"  # any key the metrics function returns, or val_loss
     mode: str = "min"  # min | max
-    patience: int = 7
-    min_delta: float = 0.0
-    grad_clip: float | None = None
-    num_workers: int = 0
+    patience: int = 7  # epochs without a min-delta gain in --monitor before stopping
+    min_delta: float = 0.0  # smallest change in --monitor that counts as a gain
+    grad_clip: float | None = None  # max gradient norm; unset: no clipping
+    num_workers: int = 0  # DataLoader worker processes
     mixed_precision: str = "no"  # no | fp16 | bf16
     channels_last: bool = True  # NHWC convolutions: about 1.8x faster training on CPU (oneDNN)
-    seed: int = 0
-    resume: bool = False
-    progress: bool = True
+    seed: int = 0  # weights, shuffling, augmentation and the split
+    resume: bool = False  # continue from the run's checkpoint in its work folder
+    progress: bool = True  # progress bars on the terminal
 
 
 @dataclass

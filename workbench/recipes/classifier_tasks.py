@@ -27,13 +27,13 @@ class ClassifierOptions:
     dropout: float = 0.0  # before the last linear layer
     size: int = 224  # square input side in pixels
     augment: str = "none"  # none | affine (rotate/shift/scale/brightness) | affine_flip
-    label_smoothing: float = 0.0
+    label_smoothing: float = 0.0  # cross-entropy target smoothing
     class_weighting: bool = False  # inverse-frequency weights in the loss
     balanced_sampler: bool = False  # draw every class equally often
     init_from: str = ""  # a trained model (folder or Hub repo): each member starts from its own
     hard_weight: float = 0.0  # > 0: images the --init-from model gets wrong drawn 1 + this often
     voting: str = "hard"  # ensembles: hard (majority) | soft (mean probability)
-    val_fraction: float = 0.15
+    val_fraction: float = 0.15  # held out for early stopping, calibration and the card
     test_fraction: float = 0.0  # > 0 holds out a test split for the report
     dup_distance: int = 12  # dHash bits (of 256) within which images are near-duplicates
     split_file: str = ""  # an earlier run's split.json: train on its split (e.g. another size)
