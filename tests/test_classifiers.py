@@ -16,8 +16,10 @@ import torch
 from safetensors import safe_open
 
 from workbench.data.folders import (
+    AUGMENTS,
     FolderImages,
     dhash_bits,
+    get_augment,
     get_label_map,
     label_conflicts,
     near_duplicate_groups,
@@ -110,6 +112,20 @@ def test_cached_images_are_what_an_upload_becomes(tmp_path: Path) -> None:
     expected = to_tensor(load_image(samples[1].path).pixels, prep)
     assert y == 1 and x.shape == (3, 48, 40)
     assert torch.allclose(x, expected, atol=0.6 / 255 / min(IMAGENET_STD))
+
+
+@pytest.mark.parametrize("name", sorted(AUGMENTS))
+def test_every_augmentation_keeps_a_cached_image_a_cached_image(name: str) -> None:
+    torch.manual_seed(0)
+    image = torch.linspace(0, 255, 3 * 32 * 32).reshape(3, 32, 32).to(torch.uint8)
+    views = [image if get_augment(name) is None else get_augment(name)(image) for _ in range(8)]
+    assert all(v.shape == image.shape and v.dtype == torch.uint8 for v in views)
+    assert (name == "none") == all(torch.equal(v, image) for v in views)
+
+
+def test_unknown_augmentation_is_named() -> None:
+    with pytest.raises(InputError, match="unknown augmentation 'twirl'"):
+        get_augment("twirl")
 
 
 def test_kaggle_3m_layout_is_labelled_by_mask_and_grouped_by_patient(tmp_path: Path) -> None:

@@ -228,6 +228,15 @@ def stratified_group_split(
     return [remaining, *parts]
 
 
+def _affine_flip() -> list[v2.Transform]:
+    """The detection study's rotation, flips and shifts."""
+    return [
+        v2.RandomHorizontalFlip(),
+        v2.RandomVerticalFlip(),
+        v2.RandomAffine(degrees=15, translate=(0.1, 0.1), scale=(0.9, 1.1)),
+    ]
+
+
 AUGMENTS: dict[str, Callable[[], v2.Transform | None]] = {
     "none": lambda: None,
     # brains are not left-right symmetric in every study's eyes (the contrast study used no flips)
@@ -237,13 +246,18 @@ AUGMENTS: dict[str, Callable[[], v2.Transform | None]] = {
             v2.ColorJitter(brightness=0.2, contrast=0.2),
         ]
     ),
-    # the detection study's rotation, flips and shifts
     "affine_flip": lambda: v2.Compose(
+        [*_affine_flip(), v2.ColorJitter(brightness=0.2, contrast=0.2)]
+    ),
+    # plus the grey-level changes a scanner or a source collection makes (histogram, blur,
+    # sharpness), so that a collection's look stops being a cue for the label
+    "affine_flip_style": lambda: v2.Compose(
         [
-            v2.RandomHorizontalFlip(),
-            v2.RandomVerticalFlip(),
-            v2.RandomAffine(degrees=15, translate=(0.1, 0.1), scale=(0.9, 1.1)),
-            v2.ColorJitter(brightness=0.2, contrast=0.2),
+            *_affine_flip(),
+            v2.ColorJitter(brightness=0.3, contrast=0.4),
+            v2.RandomEqualize(p=0.25),
+            v2.RandomApply([v2.GaussianBlur(5, sigma=(0.1, 1.5))], p=0.25),
+            v2.RandomAdjustSharpness(2.0, p=0.25),
         ]
     ),
 }

@@ -26,7 +26,7 @@ class ClassifierOptions:
     head: str = "none"  # hidden units of a dense head before the classifier, or none
     dropout: float = 0.0  # before the last linear layer
     size: int = 224  # square input side in pixels
-    augment: str = "none"  # none | affine (rotate/shift/scale/brightness) | affine_flip
+    augment: str = "none"  # none | affine | affine_flip | affine_flip_style (data.folders.AUGMENTS)
     label_smoothing: float = 0.0  # cross-entropy target smoothing
     class_weighting: bool = False  # inverse-frequency weights in the loss
     balanced_sampler: bool = False  # draw every class equally often
