@@ -257,7 +257,7 @@ def train_member(
         except RuntimeError as err:  # another head or input: name the first mismatch
             raise InputError(
                 f"{opts.init_from}'s {arch} is not the model these options build "
-                f"({str(err).splitlines()[1].strip()}); train with its options (--head ...)."
+                f"({str(err).splitlines()[-1].strip()}); train with its options (--head ...)."
             ) from None
     done = run_dir / "done.json"
     finished = json.loads(done.read_text()) if cfg.resume and done.is_file() else None
