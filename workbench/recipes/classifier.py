@@ -217,6 +217,8 @@ def sampler_for(
     hard-example mining, for errors that come in clusters (a source collection whose look the
     model took for a label) rather than one at a time. One epoch stays one pass in size.
     """
+    if not (opts.balanced_sampler or opts.hard_weight):
+        return None, 0
     weights = torch.ones(len(view))
     if opts.balanced_sampler:
         weights = 1.0 / torch.bincount(view.targets).float()[view.targets]
@@ -225,8 +227,6 @@ def sampler_for(
         wrong = evaluate(model, view)[:, 0].argmax(-1) != view.targets
         weights = weights * (1 + opts.hard_weight * wrong.float())
         hard = int(wrong.sum())
-    if not (opts.balanced_sampler or opts.hard_weight):
-        return None, 0
     return WeightedRandomSampler(weights, num_samples=len(view), replacement=True), hard
 
 
@@ -251,7 +251,12 @@ def train_member(
     data, classes = prepared.data, prepared.data.classes
     set_seed(cfg.seed)  # the head's initial weights follow --seed, not earlier RNG use
     model = build_model(member_spec(arch, opts, len(classes), pretrained=opts.pretrained))
-    if opts.init_from:
+    done = run_dir / "done.json"
+    finished = json.loads(done.read_text()) if cfg.resume and done.is_file() else None
+    if finished and finished.get("planned_epochs", finished["epochs_run"]) >= cfg.epochs:
+        model.load_state_dict(load_file(str(run_dir / "best.safetensors")))
+        return model.eval(), finished
+    if opts.init_from:  # a finished run above needs none of it
         try:
             model.load_state_dict(start_weights(opts.init_from, arch))
         except RuntimeError as err:  # another head or input: name the first mismatch
@@ -259,11 +264,6 @@ def train_member(
                 f"{opts.init_from}'s {arch} is not the model these options build "
                 f"({str(err).splitlines()[-1].strip()}); train with its options (--head ...)."
             ) from None
-    done = run_dir / "done.json"
-    finished = json.loads(done.read_text()) if cfg.resume and done.is_file() else None
-    if finished and finished.get("planned_epochs", finished["epochs_run"]) >= cfg.epochs:
-        model.load_state_dict(load_file(str(run_dir / "best.safetensors")))
-        return model.eval(), finished
     run_dir.mkdir(parents=True, exist_ok=True)
     # Wall time: the finished runs' minutes plus this run since it (or the interrupted run it
     # resumes) started.
