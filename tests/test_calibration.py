@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from sklearn.model_selection import StratifiedKFold
 
-from workbench.calibration import fit_temperature, reliability, scale
+from workbench.calibration import cross_fitted, fit_temperature, reliability, scale
 
 
 def sampled(temperature: float, n: int = 6000, classes: int = 4) -> tuple[torch.Tensor, np.ndarray]:
@@ -56,3 +57,20 @@ def test_fitting_lowers_the_calibration_error_of_an_overconfident_model() -> Non
     t = fit_temperature(logits, labels)
     fixed = reliability((logits / t).softmax(-1).numpy(), labels).ece
     assert raw > 0.1 and fixed < 0.03
+
+
+def test_cross_fitting_scales_each_half_with_the_other_halfs_temperature() -> None:
+    logits, labels = sampled(3.0, n=2000)
+    probs = torch.stack([logits.softmax(-1), (logits / 2).softmax(-1)], dim=1)  # two members
+    out = cross_fitted(probs, labels)
+    # each fold's output, rebuilt from the temperatures fitted on the other fold
+    folds = StratifiedKFold(2, shuffle=True, random_state=0).split(np.zeros(len(labels)), labels)
+    for fit_idx, held_idx in folds:
+        for m in range(2):
+            t = fit_temperature(probs[fit_idx, m].log(), labels[fit_idx])
+            assert torch.allclose(out[held_idx, m], scale(probs[held_idx, m], t), atol=1e-6)
+    # the second member's logits are half as large, so it needs half the temperature
+    t0 = fit_temperature(probs[:, 0].log(), labels)
+    t1 = fit_temperature(probs[:, 1].log(), labels)
+    assert t1 == pytest.approx(t0 / 2, rel=0.02)
+    assert reliability(out.mean(1).numpy(), labels).ece < 0.05

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from numpy.typing import ArrayLike
 from scipy.optimize import minimize_scalar
+from sklearn.model_selection import KFold, StratifiedKFold
 
 # Bounds of the search: beyond them a model is broken rather than miscalibrated.
 T_MIN, T_MAX = 0.05, 20.0
@@ -40,6 +41,22 @@ def fit_temperature(log_probs: ArrayLike, targets: ArrayLike) -> float:
 def scale(probs: torch.Tensor, temperature: torch.Tensor | float) -> torch.Tensor:
     """Probabilities ``(..., C)`` after dividing their log by ``temperature`` (broadcast)."""
     return (probs.clamp_min(1e-12).log() / temperature).softmax(dim=-1)
+
+
+def cross_fitted(probs: torch.Tensor, targets: ArrayLike, folds: int = 2) -> torch.Tensor:
+    """``probs`` ``(N, M, C)`` of ``M`` models, each fold scaled with the temperatures fitted on
+    the other folds: an honest view of how calibrated the scaled probabilities are on images no
+    temperature saw (the in-sample view is optimistic). Folds are fixed, and stratified when
+    every class has an image in each."""
+    y = np.asarray(targets)
+    log_probs = probs.clamp_min(1e-12).log()
+    out = torch.empty_like(probs)
+    stratify = np.unique(y, return_counts=True)[1].min() >= folds
+    kfold = (StratifiedKFold if stratify else KFold)(folds, shuffle=True, random_state=0)
+    for fit_idx, held_idx in kfold.split(np.zeros(len(y)), y):
+        t = [fit_temperature(log_probs[fit_idx, m], y[fit_idx]) for m in range(probs.shape[1])]
+        out[held_idx] = scale(probs[held_idx], torch.tensor(t, dtype=probs.dtype).view(-1, 1))
+    return out
 
 
 @dataclass(frozen=True)
