@@ -118,7 +118,8 @@ def test_cached_images_are_what_an_upload_becomes(tmp_path: Path) -> None:
 def test_every_augmentation_keeps_a_cached_image_a_cached_image(name: str) -> None:
     torch.manual_seed(0)
     image = torch.linspace(0, 255, 3 * 32 * 32).reshape(3, 32, 32).to(torch.uint8)
-    views = [image if get_augment(name) is None else get_augment(name)(image) for _ in range(8)]
+    augment = get_augment(name)
+    views = [image if augment is None else augment(image) for _ in range(8)]
     assert all(v.shape == image.shape and v.dtype == torch.uint8 for v in views)
     assert (name == "none") == all(torch.equal(v, image) for v in views)
 

@@ -38,6 +38,12 @@ def fit_temperature(log_probs: ArrayLike, targets: ArrayLike) -> float:
     return float(np.exp(found.x))
 
 
+def fit_temperatures(probs: torch.Tensor, targets: ArrayLike) -> list[float]:
+    """One temperature per model of ``probs`` ``(N, M, C)`` (an ensemble's members)."""
+    log_probs = probs.clamp_min(1e-12).log()
+    return [fit_temperature(log_probs[:, m], targets) for m in range(probs.shape[1])]
+
+
 def scale(probs: torch.Tensor, temperature: torch.Tensor | float) -> torch.Tensor:
     """Probabilities ``(..., C)`` after dividing their log by ``temperature`` (broadcast)."""
     return (probs.clamp_min(1e-12).log() / temperature).softmax(dim=-1)
@@ -49,12 +55,11 @@ def cross_fitted(probs: torch.Tensor, targets: ArrayLike, folds: int = 2) -> tor
     temperature saw (the in-sample view is optimistic). Folds are fixed, and stratified when
     every class has an image in each."""
     y = np.asarray(targets)
-    log_probs = probs.clamp_min(1e-12).log()
     out = torch.empty_like(probs)
     stratify = np.unique(y, return_counts=True)[1].min() >= folds
     kfold = (StratifiedKFold if stratify else KFold)(folds, shuffle=True, random_state=0)
     for fit_idx, held_idx in kfold.split(np.zeros(len(y)), y):
-        t = [fit_temperature(log_probs[fit_idx, m], y[fit_idx]) for m in range(probs.shape[1])]
+        t = fit_temperatures(probs[fit_idx], y[fit_idx])
         out[held_idx] = scale(probs[held_idx], torch.tensor(t, dtype=probs.dtype).view(-1, 1))
     return out
 

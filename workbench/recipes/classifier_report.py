@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from workbench.calibration import Reliability, cross_fitted, fit_temperature, reliability, scale
+from workbench.calibration import Reliability, cross_fitted, fit_temperatures, reliability, scale
 from workbench.cards import CardInfo, markdown_table, render_card
 from workbench.data.folders import FolderImages
 from workbench.metrics import classification_summary
@@ -161,8 +161,7 @@ def calibrate(
     ``config.json`` entry, the scaled probabilities, and the reliability of the members' mean
     probability before and after scaling, the latter cross-fitted (each half of the split scaled
     with the temperatures fitted on the other), as the in-sample figure flatters."""
-    log_probs = probs.clamp_min(1e-12).log()
-    temperature = [fit_temperature(log_probs[:, m], y_true) for m in range(probs.shape[1])]
+    temperature = fit_temperatures(probs, y_true)
     scaled = scale(probs, torch.tensor(temperature).view(-1, 1))
     before = reliability(probs.mean(dim=1).numpy(), y_true, bins)
     after = reliability(cross_fitted(probs, y_true).mean(dim=1).numpy(), y_true, bins)
