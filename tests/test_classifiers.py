@@ -79,6 +79,11 @@ def test_detection_labels_and_an_unknown_folder() -> None:
         "tumor",
         "no_tumor",
     ]
+    assert [to_label(f) for f in ("_NORMAL T2", "Meningioma T1C+", "Tuberculoma T1")] == [
+        "no_tumor",
+        "tumor",
+        "tumor",
+    ]
     with pytest.raises(InputError, match="'banana' is not a tumour-detection class"):
         to_label("banana")
 
@@ -356,6 +361,36 @@ def test_split_file_trains_another_input_size_on_the_same_split(
     foreign.write_text(json.dumps({"val": [*held["val"], "T2/not_here.png"]}))
     with pytest.raises(InputError, match="made for other data"):
         main("contrast", [*argv, "--out", str(tmp_path / "x"), "--split-file", str(foreign)])
+
+
+def test_extra_data_only_trains_and_leaves_out_copies_of_held_out_images(tmp_path: Path) -> None:
+    data = write_dataset("tumor_detect", tmp_path / "detect", n=6, seed=2, size=64) / "Training"
+    extra = write_dataset("tumor44", tmp_path / "t44", n=1, seed=4, size=64)
+    shutil.copytree(data / "notumor", extra / "notumor")  # copies of held-out images would leak
+    argv = [
+        *("--data", str(data), "--arch", "test_resnet", "--no-pretrained", "--size", "32"),
+        *("--epochs", "1", "--batch-size", "8", "--threads", "1", "--no-progress"),
+        *("--val-fraction", "0.3"),
+    ]
+    out = tmp_path / "model"
+    main("tumor_detect", [*argv, "--out", str(out), "--extra-data", str(extra)])
+    training = json.loads((out / "config.json").read_text())["training"]
+    held = json.loads((out / "split.json").read_text())["val"]
+    copies = len(list((data / "notumor").iterdir()))
+    main_images = training["images"] - 44 - copies  # the 44-class phantom: one image per folder
+    assert training["extra_data"] == extra.name
+    assert held and not any(f.startswith(extra.name) for f in held)  # extra images never held out
+    assert training["split_counts"]["val"] == len(held) < main_images
+    left_out = sum(f.startswith("notumor/") for f in held)  # each held-out copy: exactly one
+    assert 0 < left_out < copies
+    counts = training["split_counts"]
+    assert counts["train"] + counts["val"] + left_out == training["images"]
+    assert (
+        f"training also on {44 + copies - left_out} images of t44 (`--extra-data`, never held "
+        f"out; {left_out} near-copies of held-out images left out)"
+    ) in (out / "README.md").read_text()
+    with pytest.raises(InputError, match="give that folder again with --extra-data"):
+        main("tumor_detect", ["--data", str(data), "--out", str(out), "--report-only"])
 
 
 class Labelled(torch.utils.data.TensorDataset):

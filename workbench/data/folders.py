@@ -83,13 +83,16 @@ TUMOR_FOLDERS = {
 
 
 def _tumor(folder: str) -> str:
-    try:
+    """Detection folders as named above, or the 44-class dataset's (``_NORMAL T2`` is no tumour,
+    every other type a lesion to flag), so that dataset can join detection training."""
+    if folder.lower() in TUMOR_FOLDERS:
         return TUMOR_FOLDERS[folder.lower()]
-    except KeyError:
-        raise InputError(
-            f"class folder {folder!r} is not a tumour-detection class; name folders "
-            f"{', '.join(sorted(TUMOR_FOLDERS))}."
-        ) from None
+    if split_44_label(folder)[1]:
+        return "no_tumor" if tumour_type_of(folder) == "normal" else "tumor"
+    raise InputError(
+        f"class folder {folder!r} is not a tumour-detection class; name folders "
+        f"{', '.join(sorted(TUMOR_FOLDERS))} or '<type> T1|T1C+|T2' as in the 44-class data."
+    )
 
 
 LABEL_MAPS: dict[str, LabelMap] = {
@@ -174,15 +177,20 @@ def dhash_bits(images: torch.Tensor, size: int = 16) -> np.ndarray:
     return (small[:, :, 1:] > small[:, :, :-1]).flatten(1).numpy()
 
 
+def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Bits differing between each hash of ``a`` and each of ``b`` (a matrix multiply, exact in
+    float32 for these small integers)."""
+    a, b = a.astype(np.float32), b.astype(np.float32)
+    return a @ (1 - b).T + (1 - a) @ b.T
+
+
 def near_duplicate_groups(
     bits: np.ndarray, max_distance: int, same_group: Sequence[str] | None = None
 ) -> np.ndarray:
     """Group id per image: images within ``max_distance`` hash bits of each other are linked, so
     are images sharing a non-empty ``same_group`` entry (a patient); groups are the connected
     components, so a chain of near-duplicates stays together."""
-    b = bits.astype(np.float32)
-    hamming = b @ (1 - b).T + (1 - b) @ b.T  # exact small integers in float32
-    rows, cols = np.nonzero(np.triu(hamming <= max_distance, k=1))
+    rows, cols = np.nonzero(np.triu(hamming(bits, bits) <= max_distance, k=1))
     if same_group is not None:
         index: dict[str, int] = {}
         for i, key in enumerate(same_group):

@@ -31,6 +31,7 @@ from workbench.data.folders import (
     Sample,
     dhash_bits,
     get_label_map,
+    hamming,
     label_conflicts,
     near_duplicate_groups,
     scan_dataset,
@@ -52,7 +53,7 @@ SPLIT_NAMES = ("train", "val", "test")
 SPLIT_FILE = "split.json"
 # Machine paths, not part of the recipe, so not stored with the weights; ``--report-only`` takes
 # them from its own flags.
-LOCAL_OPTIONS = ("cache_dir", "work_dir", "split_file")
+LOCAL_OPTIONS = ("cache_dir", "work_dir", "split_file", "extra_data")
 
 
 def member_spec(arch: str, opts: ClassifierOptions, num_classes: int, pretrained: bool) -> dict:
@@ -93,11 +94,20 @@ class PreparedData:
     root: Path  # the dataset folder the samples' paths start with
     data: FolderImages
     splits: dict[str, np.ndarray]
-    groups: np.ndarray
+    groups: np.ndarray  # near-duplicate group of each image of the main dataset
     conflicts: list[list[int]] = field(default_factory=list)  # identical images, differing labels
+    extra_root: Path | None = None  # --extra-data: its images follow the main ones, all train
+
+    @property
+    def extra_count(self) -> int:
+        """``--extra-data`` images in training (near-copies of held-out ones are left out)."""
+        return int((self.splits["train"] >= len(self.groups)).sum())
 
     def relative(self, i: int) -> str:
-        return split_key(self.data.samples[i], self.root)
+        """A sample's name in cards and ``split.json``; extra images start with their folder."""
+        if i < len(self.groups) or self.extra_root is None:
+            return split_key(self.data.samples[i], self.root)
+        return f"{self.extra_root.name}/{split_key(self.data.samples[i], self.extra_root)}"
 
     def held_out_files(self) -> dict[str, list[str]]:
         """The ``split.json`` content: file names of every split but ``train`` (the rest)."""
@@ -144,15 +154,28 @@ def _subsample(samples: list[Sample], per_class: int, seed: int) -> list[Sample]
 def prepare(
     data_dir: Path, task: ClassifierTask, opts: ClassifierOptions, seed: int, progress: bool = True
 ) -> PreparedData:
-    """Scan, decode once, and split ``train``/``val`` (/``test``) by near-duplicate group."""
-    samples = _subsample(
-        scan_dataset(data_dir, get_label_map(task.label_map)), opts.max_per_class, seed
+    """Scan, decode once, and split ``train``/``val`` (/``test``) by near-duplicate group.
+
+    ``--extra-data`` images are appended after the main ones and go to ``train``: a second
+    source widens what the model sees while the held-out split stays comparable across runs.
+    Any within ``dup_distance`` of a held-out image is left out, as it would leak that image.
+    """
+    label_map = get_label_map(task.label_map)
+    samples = _subsample(scan_dataset(data_dir, label_map), opts.max_per_class, seed)
+    extra_root = Path(opts.extra_data) if opts.extra_data else None
+    extra = (
+        _subsample(scan_dataset(extra_root, label_map), opts.max_per_class, seed)
+        if extra_root
+        else []
     )
-    classes = sorted({s.label for s in samples})
+    classes = sorted({s.label for s in samples + extra})
     prep = Preprocess(size=(opts.size, opts.size), channels=3, imagenet_norm=True)
-    data = FolderImages(samples, classes, prep, cache_dir=opts.cache_dir or None, progress=progress)
+    data = FolderImages(
+        samples + extra, classes, prep, cache_dir=opts.cache_dir or None, progress=progress
+    )
+    bits = dhash_bits(data.images)
     groups = near_duplicate_groups(
-        dhash_bits(data.images), opts.dup_distance, [s.group for s in samples]
+        bits[: len(samples)], opts.dup_distance, [s.group for s in samples]
     )
     fractions = [1 - opts.val_fraction - opts.test_fraction, opts.val_fraction]
     if opts.test_fraction:
@@ -163,7 +186,14 @@ def prepare(
     else:
         parts = stratified_group_split(labels, groups, fractions, seed)
         splits = dict(zip(SPLIT_NAMES, parts, strict=False))
-    return PreparedData(data_dir, data, splits, groups, label_conflicts(data.images, labels))
+    extra_idx = np.arange(len(samples), len(data))
+    held = np.concatenate([idx for name, idx in splits.items() if name != "train"])
+    if len(extra_idx) and len(held):
+        near = hamming(bits[extra_idx], bits[held]).min(axis=1) <= opts.dup_distance
+        extra_idx = extra_idx[~near]
+    splits["train"] = np.concatenate([splits["train"], extra_idx])
+    conflicts = label_conflicts(data.images, [s.label for s in data.samples])
+    return PreparedData(data_dir, data, splits, groups, conflicts, extra_root)
 
 
 def split_key(sample: Sample, root: Path) -> str:
@@ -333,8 +363,10 @@ def train(
         "preprocess": prepared.data.prep.to_dict(),
         "training": {
             "data": data_dir.name,
-            "data_description": task.data_description(data_dir, len(prepared.data)),
+            "data_description": task.data_description(data_dir, len(prepared.groups))
+            + extra_description(prepared),
             "images": len(prepared.data),
+            **({"extra_data": prepared.extra_root.name} if prepared.extra_root else {}),
             "split_counts": {k: len(v) for k, v in prepared.splits.items()},
             "near_duplicate_groups": len(set(prepared.groups.tolist())),
             "members": members,
@@ -350,6 +382,17 @@ def train(
     }
     save_pretrained(model, config, out, "", dtype=torch.float16)
     return report(out, prepared, task)
+
+
+def extra_description(prepared: PreparedData) -> str:
+    """The card's mention of ``--extra-data``: which folder, how many images, where they went."""
+    if prepared.extra_root is None:
+        return ""
+    left_out = len(prepared.data) - len(prepared.groups) - prepared.extra_count
+    return (
+        f"; training also on {prepared.extra_count} images of {prepared.extra_root.name} "
+        f"(`--extra-data`, never held out; {left_out} near-copies of held-out images left out)"
+    )
 
 
 def evaluate(model: nn.Module, view: FolderImages, batch_size: int = 64) -> torch.Tensor:
@@ -403,6 +446,11 @@ def main(task_name: str, argv: list[str] | None = None) -> dict[str, Any]:
         if not (args.out / CONFIG_NAME).is_file():
             raise InputError(f"{args.out} holds no model folder to report on; train first.")
         saved = json.loads((args.out / CONFIG_NAME).read_text())["training"]
+        if saved.get("extra_data") and not opts.extra_data:
+            raise InputError(
+                f"{args.out} was also trained on {saved['extra_data']}; give that folder again "
+                "with --extra-data so the card's training counts stay true."
+            )
         stored = {k: v for k, v in saved["options"].items() if k not in LOCAL_OPTIONS}
         opts = replace(opts, **stored)
         if not opts.split_file and (args.out / SPLIT_FILE).is_file():

@@ -37,6 +37,9 @@ class ClassifierOptions:
     test_fraction: float = 0.0  # > 0 holds out a test split for the report
     dup_distance: int = 12  # dHash bits (of 256) within which images are near-duplicates
     split_file: str = ""  # an earlier run's split.json: train on its split (e.g. another size)
+    extra_data: str = (
+        ""  # a second dataset folder (same label map) that only trains, never held out
+    )
     max_per_class: int = 0  # 0: all images; a small number for quick runs
     cache_dir: str = ""  # keep decoded images here between runs (same files, same size)
     work_dir: str = ""  # checkpoints and curves; default <out>/runs
