@@ -129,7 +129,8 @@ def gallery_png(
         "false positives": np.nonzero((y_true != positive) & (y_pred == positive))[0],
     }
     cols = max(1, min(GALLERY_MAX, max(len(v) for v in rows.values())))
-    fig, axes = plt.subplots(2, cols, figsize=(2 * cols, 4.6), dpi=100, squeeze=False)
+    # at least 5 inches wide, or a short gallery would clip its title
+    fig, axes = plt.subplots(2, cols, figsize=(max(2 * cols, 5), 4.6), dpi=100, squeeze=False)
     for r, (name, idx) in enumerate(rows.items()):
         axes[r, 0].set_title(f"{name}: {len(idx)}", loc="left", fontsize=9)
         for c in range(cols):
@@ -146,7 +147,16 @@ def gallery_png(
                     fontsize=8,
                     bbox={"facecolor": "black", "alpha": 0.5, "pad": 1},
                 )
-                ax.set_xlabel(view.samples[i].path.name, fontsize=6)
+                # as text, not an x label: axis("off") hides labels
+                ax.text(
+                    0.5,
+                    -0.02,
+                    view.samples[i].path.name,
+                    transform=ax.transAxes,
+                    ha="center",
+                    va="top",
+                    fontsize=6,
+                )
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path)
@@ -379,9 +389,10 @@ def card_body(
         "![confusion matrix](confusion.png)",
     ]
     if gallery is not None:
+        missed, alarms = gallery["false negatives"], gallery["false positives"]
         sections += [
-            f"Errors: {gallery['false negatives']} missed tumours, {gallery['false positives']} "
-            "false alarms; ![errors](gallery.png)"
+            f"Errors: {missed} missed tumour{'s' * (missed != 1)}, {alarms} false "
+            f"alarm{'s' * (alarms != 1)}; ![errors](gallery.png)"
         ]
     sections += ["### Calibration", calibration_text(config["calibration"], member_names(config))]
     if conflicts:
@@ -404,7 +415,9 @@ def card_body(
     )
     sections += [
         "## Recipe",
-        f"Recipe of these weights (`python train/{task.name}.py --preset {t['preset']}`, "
+        f"Recipe of these weights (`python train/{task.name}.py --preset {t['preset']}"
+        + (f" --extra-data DIR/{t['extra_data']}" if t.get("extra_data") else "")
+        + "`, "
         "options as stored in config.json): "
         f"{', '.join(opts['arch'].split(','))} initialised from {t['initialised_from']}, "
         f"{opts['size']}×{opts['size']} px, frozen up to `{opts['freeze_up_to'] or 'nothing'}`, "
