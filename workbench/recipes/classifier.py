@@ -449,7 +449,7 @@ def main(task_name: str, argv: list[str] | None = None) -> dict[str, Any]:
         if saved.get("extra_data") and not opts.extra_data:
             raise InputError(
                 f"{args.out} was also trained on {saved['extra_data']}; give that folder again "
-                "with --extra-data so the card's training counts stay true."
+                "with --extra-data so the card's identical-image check covers it too."
             )
         stored = {k: v for k, v in saved["options"].items() if k not in LOCAL_OPTIONS}
         opts = replace(opts, **stored)
