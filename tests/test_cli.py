@@ -66,3 +66,14 @@ def test_predict_with_a_folder_that_is_not_a_model(tmp_path: Path) -> None:
     PILImage.fromarray(np.zeros((32, 32), np.uint8)).save(path)
     proc = run_cli("predict", "tumor_seg", str(path), "--weights", str(tmp_path / "none"))
     assert_one_error_line(proc, "not a model folder")
+
+
+def test_perfusion_on_a_broken_series_gives_one_line(tmp_path: Path) -> None:
+    """Issue 18 fault 5: an all-NaN 4D NIfTI printed a 41-line traceback and exit 1."""
+    import nibabel as nib
+
+    image = nib.Nifti1Image(np.full((8, 8, 3, 12), np.nan, np.float32), np.eye(4))
+    image.header.set_zooms((1.0, 1.0, 1.0, 1.5))
+    nib.save(image, tmp_path / "nan.nii.gz")
+    proc = run_cli("perfusion", str(tmp_path / "nan.nii.gz"), "--out", str(tmp_path / "out"))
+    assert_one_error_line(proc, "NaN or infinite")

@@ -125,3 +125,56 @@ def test_not_a_series_is_a_one_line_error(tmp_path):
         load_series(tmp_path)
     with pytest.raises(InputError, match="no such file"):
         load_series(tmp_path / "absent.nii.gz")
+
+
+def _edited_copy(folder: Path, target: Path, edit) -> Path:
+    """The series with ``edit(ds)`` applied to every file's header."""
+    target.mkdir()
+    with pydicom.config.disable_value_validation():  # write what a broken exporter writes
+        for file in folder.iterdir():
+            ds = pydicom.dcmread(file)
+            edit(ds)
+            ds.save_as(target / file.name)
+    return target
+
+
+@pytest.mark.parametrize(
+    ("keyword", "value", "match"),
+    [
+        ("ImageOrientationPatient", [1, 0, 0], "ImageOrientationPatient does not hold 6"),
+        ("ImageOrientationPatient", [1, 0, 0, 1, 0, 0], "perpendicular"),
+        ("PixelSpacing", [1.0], "PixelSpacing does not hold 2"),
+        ("PixelSpacing", [0, 0], "PixelSpacing is not positive"),
+        ("ImagePositionPatient", [1.0, 2.0], "ImagePositionPatient does not hold 3"),
+    ],
+)
+def test_bad_geometry_tags_get_one_line_errors(written, tmp_path, keyword, value, match):
+    """Issue 18 fault 5: these crashed the reader with ValueError / TypeError tracebacks."""
+    series = _edited_copy(
+        written[0] / "dsc", tmp_path / "dsc", lambda ds: setattr(ds, keyword, value)
+    )
+    with pytest.raises(InputError, match=match):
+        load_series(series)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+@pytest.mark.parametrize("everywhere", [True, False])
+def test_nan_or_inf_in_a_4d_nifti_is_refused(tmp_path, bad, everywhere):
+    """Issue 18 fault 5: an all-NaN series raised IndexError; a few NaN/inf passed silently."""
+    volume = np.random.default_rng(0).random((8, 8, 3, 12)).astype(np.float32)
+    if everywhere:
+        volume[:] = bad
+    else:
+        volume[2, 3, 1, 5] = bad
+    image = nib.Nifti1Image(volume, np.eye(4))
+    image.header.set_zooms((1.0, 1.0, 1.0, 1.5))
+    nib.save(image, tmp_path / "dsc.nii.gz")
+    with pytest.raises(InputError, match="NaN or infinite"):
+        load_series(tmp_path / "dsc.nii.gz")
+
+
+def test_damaged_nifti_names_neither_the_path_nor_the_library(tmp_path):
+    (tmp_path / "dsc.nii.gz").write_bytes(b"not gzip at all" * 30)
+    with pytest.raises(InputError) as error:
+        load_series(tmp_path / "dsc.nii.gz")
+    assert str(tmp_path) not in str(error.value) and "gzip" not in str(error.value)

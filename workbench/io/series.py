@@ -79,12 +79,19 @@ def load_series(path: str | Path, tr: float | None = None) -> Series:
 def _load_nifti(path: Path, tr: float | None) -> Series:
     try:
         image = nib.load(path)
-    except Exception as error:  # nibabel raises many types for a broken file
-        raise InputError(f"{path.name}: not a readable NIfTI file ({error}).") from error
+    except Exception:  # nibabel raises many types; its text names the server's path
+        raise InputError(f"{path.name}: not a readable NIfTI file; save it again.") from None
     if len(image.shape) not in (3, 4):
         raise InputError(f"{path.name}: expected a 3D or 4D NIfTI image, got {image.shape}.")
     check_volume_size(image.shape, path.name)
-    data = np.asarray(image.dataobj, dtype=np.float32)
+    try:
+        data = np.asarray(image.dataobj, dtype=np.float32)
+    except Exception:  # short or corrupt voxel data
+        raise InputError(
+            f"{path.name}: the NIfTI voxel data is damaged or shorter than its header says; "
+            "save the volume again."
+        ) from None
+    _check_finite(data, path.name)
     data = data[..., None] if data.ndim == 3 else data
     n_times = data.shape[3]
     step = tr if tr is not None else float(image.header.get_zooms()[3]) if n_times > 1 else 0.0
@@ -98,6 +105,15 @@ def _load_nifti(path: Path, tr: float | None) -> Series:
         tr=step,
         times=np.arange(n_times) * step,
     )
+
+
+def _check_finite(data: np.ndarray, source: str) -> None:
+    """NaN or inf voxels would turn every map they touch into NaN, or empty its masks."""
+    if not np.isfinite(data).all():
+        raise InputError(
+            f"{source}: the series holds NaN or infinite values; replace them (for example "
+            "with 0) and save it again."
+        )
 
 
 @dataclass
@@ -144,8 +160,10 @@ def _frames(ds: pydicom.Dataset, source: str) -> list[_Frame]:
     """Single-frame files give one frame; enhanced multi-frame files one per frame."""
     try:
         pixels = ds.pixel_array.astype(np.float32)
-    except Exception as error:  # pydicom raises many types for an undecodable pixel stream
-        raise InputError(f"{source}: cannot decode the DICOM pixel data ({error}).") from error
+    except Exception:  # pydicom raises many types for an undecodable pixel stream
+        raise InputError(
+            f"{source}: the DICOM pixel data cannot be decoded; re-export the series uncompressed."
+        ) from None
     n = int(ds.get("NumberOfFrames", 1) or 1)
     pixels = pixels.reshape(n, *pixels.shape[-2:])
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
@@ -154,7 +172,17 @@ def _frames(ds: pydicom.Dataset, source: str) -> list[_Frame]:
             f"{source}: a multi-frame DICOM without per-frame positions cannot be ordered; "
             "export the series as one file per image."
         )
-    return [_frame(ds, pixels[i], per_frame[i] if per_frame else None) for i in range(n)]
+    try:
+        return [
+            _frame(ds, pixels[i], per_frame[i] if per_frame else None, source) for i in range(n)
+        ]
+    except InputError:
+        raise
+    except (TypeError, ValueError, IndexError, KeyError):  # a tag whose value is not a number
+        raise InputError(
+            f"{source}: the DICOM header holds an invalid timing or scaling value; "
+            "re-export the series."
+        ) from None
 
 
 def _group(ds: pydicom.Dataset, frame: pydicom.Dataset | None, sequence: str):
@@ -174,7 +202,42 @@ def _tag(items: list, *keywords: str):
     return None
 
 
-def _frame(ds: pydicom.Dataset, pixels: np.ndarray, item: pydicom.Dataset | None) -> _Frame:
+def _numbers(value, count: int, keyword: str, source: str) -> np.ndarray:
+    """``count`` finite numbers from a multi-valued geometry tag, else a one-line InputError."""
+    try:
+        numbers = np.array([float(v) for v in value], dtype=float)
+    except (TypeError, ValueError):
+        numbers = np.array([])
+    if numbers.shape != (count,) or not np.isfinite(numbers).all():
+        raise InputError(
+            f"{source}: the DICOM header's {keyword} does not hold {count} numbers; "
+            "re-export the series."
+        )
+    return numbers
+
+
+def _geometry(ipp, iop, spacing, source: str) -> tuple[np.ndarray, np.ndarray, tuple]:
+    """(position, orientation, spacing) checked: the series is placed in space from them."""
+    position = (
+        np.full(3, np.nan) if ipp is None else _numbers(ipp, 3, "ImagePositionPatient", source)
+    )
+    orientation = _numbers(iop, 6, "ImageOrientationPatient", source)
+    if np.linalg.norm(np.cross(orientation[:3], orientation[3:])) < 0.5:
+        raise InputError(
+            f"{source}: the DICOM header's ImageOrientationPatient does not give two "
+            "perpendicular directions; re-export the series."
+        )
+    rows, cols = _numbers(spacing, 2, "PixelSpacing", source)
+    if rows <= 0 or cols <= 0:
+        raise InputError(
+            f"{source}: the DICOM header's PixelSpacing is not positive; re-export the series."
+        )
+    return position, orientation, (float(rows), float(cols))
+
+
+def _frame(
+    ds: pydicom.Dataset, pixels: np.ndarray, item: pydicom.Dataset | None, source: str
+) -> _Frame:
     position = _group(ds, item, "PlanePositionSequence")
     orientation = _group(ds, item, "PlaneOrientationSequence")
     measures = _group(ds, item, "PixelMeasuresSequence")
@@ -188,6 +251,7 @@ def _frame(ds: pydicom.Dataset, pixels: np.ndarray, item: pydicom.Dataset | None
     ipp = _tag([position, ds], "ImagePositionPatient")
     iop = _tag([orientation, ds], "ImageOrientationPatient")
     spacing = _tag([measures, ds], "PixelSpacing") or (1.0, 1.0)
+    position, orientation, spacing = _geometry(ipp, iop or (1, 0, 0, 0, 1, 0), spacing, source)
     temporal = _tag([content, ds], "TemporalPositionIndex", "TemporalPositionIdentifier")
     stamp = _tag([content], "FrameAcquisitionDateTime")  # DT: YYYYMMDDHHMMSS.ffffff
     clock = str(stamp)[8:] if stamp is not None else _tag([ds], "AcquisitionTime")
@@ -196,10 +260,10 @@ def _frame(ds: pydicom.Dataset, pixels: np.ndarray, item: pydicom.Dataset | None
     location = _tag([ds], "SliceLocation")
     return _Frame(
         pixels=pixels * slope + intercept,
-        position=np.array(ipp if ipp is not None else [np.nan] * 3, dtype=float),
+        position=position,
         slice_location=float(location) if location is not None else None,
-        orientation=np.array(iop if iop is not None else [1, 0, 0, 0, 1, 0], dtype=float),
-        spacing=(float(spacing[0]), float(spacing[1])),
+        orientation=orientation,
+        spacing=spacing,
         temporal_index=int(temporal) if temporal is not None else None,
         acquisition_time=_seconds(str(clock)) if clock is not None else None,
         instance=int(_tag([content, ds], "InStackPositionNumber", "InstanceNumber") or 0),
@@ -236,6 +300,7 @@ def _assemble(frames: list[_Frame], tr: float | None, source: str) -> Series:
             )
         data[z, ..., t] = frame.pixels
         filled[z, t] = True
+    _check_finite(data, source)
     missing = 1.0 - filled.mean()
     if missing > MAX_MISSING_FRACTION:
         raise InputError(
