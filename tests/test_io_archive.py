@@ -112,3 +112,19 @@ def test_duplicate_names_are_refused(tmp_path):
         zf.writestr("a.txt", b"2")
     with pytest.raises(InputError, match="twice"):
         extract_zip(archive, tmp_path / "out")
+
+
+def test_total_size_is_bounded_below_the_bomb_ratio(tmp_path):
+    """Issue 18 fault 7: a zip compressed ~70:1 (below the 200:1 ratio) that unpacks to
+    300 MB, above the 256 MB total limit, is refused before anything is written."""
+    import os
+
+    archive = tmp_path / "series.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        for i in range(300):  # like a DICOM series: 300 files of 1 MB
+            zf.writestr(f"IM{i:04d}", os.urandom(10_000) + bytes((1 << 20) - 10_000))
+    with zipfile.ZipFile(archive) as zf:
+        assert all(i.file_size < 200 * i.compress_size for i in zf.infolist())
+    with pytest.raises(InputError, match="unpacks to more than"):
+        extract_zip(archive, tmp_path / "out")
+    assert not any((tmp_path / "out").iterdir())

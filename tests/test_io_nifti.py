@@ -83,3 +83,22 @@ def test_nan_truncation_and_size_limits(tmp_path):
         load_nifti(cut)
     with pytest.raises(InputError, match="above the limit"):
         load_nifti(ok, limits=Limits(max_volume_voxels=100))
+
+
+@pytest.mark.parametrize("reader", [load_image, load_nifti])
+def test_gzip_nifti_declaring_gigabytes_is_refused_from_its_header(tmp_path, reader):
+    """Issue 18 fault 7: a .nii.gz declaring 8 GB was unpacked (up to 1 GiB) before refusal."""
+    import tracemalloc
+
+    header = nib.Nifti1Image(np.zeros((2, 2, 2), np.int8), np.eye(4)).header
+    header.set_data_shape((2048, 2048, 2048))  # 8 GB of int8
+    path = tmp_path / "huge.nii.gz"
+    path.write_bytes(gzip.compress(header.binaryblock + bytes(4 + (64 << 20)), compresslevel=1))
+    tracemalloc.start()
+    try:
+        with pytest.raises(InputError, match="above the limit"):
+            reader(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, f"{peak / 2**20:.0f} MB held: the payload was unpacked"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from workbench.io.archive import extract_zip
 from workbench.io.dicom import dicom_from_bytes, read_dicom
 from workbench.io.images import Image, read_picture
 from workbench.io.limits import DEFAULT_LIMITS, Limits, read_bounded
-from workbench.io.nifti import is_nifti, load_nifti, nifti_image
+from workbench.io.nifti import check_declared_size, is_nifti, load_nifti, nifti_image
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -88,7 +89,7 @@ def load_image(
     ``all_frames=True`` (also (1, H, W) for a single frame, so callers need one code path).
     """
     path = Path(path)
-    data = read_bounded(path, limits)
+    data = read_bounded(path, limits, partial(check_declared_size, source=path.name, limits=limits))
     suffix = _suffix(path)
     for fmt in FORMATS:
         if fmt.sniff(data, suffix):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import struct
 import warnings
+from functools import partial
 from pathlib import Path
 
 import nibabel as nib
@@ -43,6 +44,20 @@ def is_nifti(data: bytes) -> bool:
     cls = _image_class(data)
     magic_at = 344 if cls is nib.Nifti1Image else 4
     return cls is not None and data[magic_at : magic_at + 3] in (b"n+1", b"n+2", b"ni1", b"ni2")
+
+
+def check_declared_size(head: bytes, source: str, limits: Limits = DEFAULT_LIMITS) -> None:
+    """Refuse a NIfTI whose header declares a volume above the limits, from the header alone,
+    so that a small .nii.gz declaring gigabytes is refused before it is unpacked."""
+    cls = _image_class(head) if is_nifti(head) else None
+    if cls is None:
+        return
+    try:
+        header = cls.header_class(head[: cls.header_class.sizeof_hdr], check=False)
+        shape = header.get_data_shape()
+    except Exception:  # a bad header is refused later, with the full parse's message
+        return
+    check_volume_size(shape, source, limits)
 
 
 def _parse(data: bytes, source: str, limits: Limits) -> nib.Nifti1Image:
@@ -88,7 +103,8 @@ def load_nifti(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(voxels as float32 with scl_slope/inter applied, 4x4 voxel-to-world affine)."""
     path = Path(path)
-    img = _parse(read_bounded(path, limits), path.name, limits)
+    data = read_bounded(path, limits, partial(check_declared_size, source=path.name, limits=limits))
+    img = _parse(data, path.name, limits)
     return _data(img, path.name), np.asarray(img.affine, dtype=np.float64)
 
 
