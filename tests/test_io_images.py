@@ -167,3 +167,42 @@ def test_describe_a_picture(tmp_path):
 def test_io_never_imports_torch():
     code = "import sys, workbench.io; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])
+
+
+@pytest.mark.parametrize(("name", "dtype"), [("big.png", np.uint8), ("big16.png", np.uint16)])
+def test_large_picture_is_box_averaged_down_as_it_is_decoded(tmp_path, name, dtype):
+    """Issue 18 fault 3: pictures above 1024 px a side come out at most 1024 px, each pixel the
+    mean of the block it replaces, in the stored range."""
+    scale = 200 if dtype == np.uint16 else 1  # 16-bit values above 255 stay as they are
+    blocks = (np.random.default_rng(0).integers(0, 250, (512, 256)) * scale).astype(dtype)
+    arr = np.kron(blocks, np.ones((8, 8), dtype))  # 4096 x 2048, constant 8x8 blocks
+    image = load_image(save(tmp_path, name, arr))
+    assert image.pixels.shape == (1024, 512)
+    np.testing.assert_allclose(image.pixels[::2, ::2], blocks, atol=1)
+    assert image.header["DownscaledFrom"] == [4096, 2048]
+
+
+def test_decoding_an_8192_picture_keeps_memory_bounded(tmp_path):
+    """Issue 18 fault 3: a 200 KB 8192x8192 PNG took 1.4 GB to decode (3 GB to classify);
+    reduced while it is still 8-bit, it needs about the decoded picture's 192 MB."""
+    arr = np.zeros((8192, 8192, 3), np.uint8)
+    arr[2000:6000, 2000:6000] = 200
+    path = save(tmp_path, "huge.png", arr)
+    del arr
+    script = (
+        "import resource, sys\n"
+        "from workbench.io import load_image\n"
+        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "shape = load_image(sys.argv[1]).pixels.shape\n"
+        "grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base\n"
+        "print(shape, grown // 1024)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(path)],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split(")")
+    assert out[0] == "(1024, 1024, 3"
+    assert int(out[1]) < 400, f"decoding grew the process by {out[1].strip()} MB"

@@ -6,11 +6,14 @@ as three channels as stored: the LGG ``kaggle_3m`` tifs hold pre-contrast, FLAIR
 post-contrast in R, G and B, and deciding what a channel means is the task's job, not the
 reader's. Transparency is composited on black (``value * alpha / max``): in a scan, black is
 background, so a transparent pixel becomes background instead of keeping a hidden value.
+Pictures larger than ``Limits.max_working_side`` are box-averaged down to it as they are decoded
+(the models read 224-256 px), which bounds the memory a request needs.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -84,14 +87,31 @@ def _frame_to_array(frame: PIL.Image.Image, source: str) -> np.ndarray:
     return arr.astype(np.float32)
 
 
-def _frames(im: PIL.Image.Image, all_frames: bool) -> tuple[list[np.ndarray], int]:
-    """The frames to decode (the middle one, or all) and how many the file holds."""
+# Modes Image.reduce cannot average -> the mode that keeps their values.
+_REDUCIBLE = {"1": "L", "P": "RGBA", "I;16": "I", "I;16B": "I", "I;16L": "I", "I;16N": "I"}
+
+
+def _downscaled(frame: PIL.Image.Image, max_side: int) -> PIL.Image.Image:
+    """Box-average a large picture to at most ``max_side`` pixels a side while it is still
+    compact: the models read 224-256 px, and float copies of an 8192x8192 picture and of
+    everything computed from it cost gigabytes per request."""
+    factor = math.ceil(max(frame.size) / max_side)
+    if factor <= 1:
+        return frame
+    if frame.mode in _REDUCIBLE:
+        frame = frame.convert(_REDUCIBLE[frame.mode])
+    return frame.reduce(factor)
+
+
+def _frames(im: PIL.Image.Image, all_frames: bool, max_side: int) -> tuple[list[np.ndarray], int]:
+    """The frames to decode (the middle one, or all), downscaled, and how many the file holds."""
     n = getattr(im, "n_frames", 1)
     indices = range(n) if all_frames else [n // 2]
+    im.draft(None, (max_side, max_side))  # JPEG: decode at 1/2, 1/4 or 1/8 scale
     out = []
     for i in indices:
         im.seek(i)
-        out.append(PIL.ImageOps.exif_transpose(im))
+        out.append(PIL.ImageOps.exif_transpose(_downscaled(im, max_side)))
     return out, n
 
 
@@ -105,7 +125,7 @@ def read_picture(
         n = getattr(im, "n_frames", 1)
         check_image_size(rows, cols, source, limits, frames=n if all_frames else 1)
         stored_mode, fmt = im.mode, im.format or "image"
-        frames, n = _frames(im, all_frames)
+        frames, n = _frames(im, all_frames, limits.max_working_side)
         arrays = [_frame_to_array(f, source) for f in frames]
     if len({a.shape for a in arrays}) > 1:
         raise InputError(
@@ -118,6 +138,8 @@ def read_picture(
             "replace them (for example with 0) and save it again."
         )
     header = {"Format": fmt, "Mode": stored_mode, "StoredDataType": _stored_dtype(stored_mode)}
+    if max(rows, cols) > limits.max_working_side:
+        header["DownscaledFrom"] = [rows, cols]
     return Image(pixels, None, PHOTO, header, source, frames=n)
 
 

@@ -27,6 +27,7 @@ class Limits:
     max_compression_ratio: float = 200.0  # per zip entry; real images compress < 50x
     max_pixels: int = 8192 * 8192  # rows x columns of one image or frame
     min_side: int = 8  # anything smaller is not an image a model can read
+    max_working_side: int = 1024  # larger pictures are box-averaged down to this as decoded
     # 3D/4D arrays: 256 MB as float32 (e.g. 128x128x32x128). Perfusion needs about 14 bytes a
     # voxel, so this keeps one request under 1 GB of working memory.
     max_volume_voxels: int = 1 << 26
