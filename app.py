@@ -66,7 +66,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help="port (default 7860)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    from workbench.logsafe import configure  # library warnings without header values
+
+    configure(logging.INFO)
     build_app().launch(
         server_name=args.host,
         server_port=args.port,
