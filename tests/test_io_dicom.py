@@ -346,3 +346,26 @@ def test_unsupported_bit_depth(tmp_path):
     ds.BitsAllocated = 24
     with pytest.raises(InputError, match="24 bits are not supported"):
         load_image(save(ds, tmp_path / "b24.dcm"))
+
+
+def test_12_bit_jpeg_extended_decodes():
+    """Issue 18 fault 12: NEMA's 12-bit lossy JPEG (pydicom's JPEG-lossy.dcm, like WG04's
+    MR1_JPLY) was called corrupt; it is the same image as JPGExtended.dcm, which pylibjpeg reads
+    (lossy decoders may round one grey level apart)."""
+    from pydicom.data import get_testdata_file
+
+    lossy = load_image(get_testdata_file("JPEG-lossy.dcm")).pixels
+    reference = load_image(get_testdata_file("JPGExtended.dcm")).pixels
+    assert lossy.shape == (1024, 256) and lossy.max() > 255  # 12-bit values
+    np.testing.assert_allclose(lossy, reference, atol=1)
+
+
+def test_12_bit_jpeg_extended_without_its_decoder_says_what_is_missing(monkeypatch):
+    from pydicom.data import get_testdata_file
+    from pydicom.pixels.decoders import JPEGExtended12BitDecoder
+
+    from workbench.io import jpeg12
+
+    monkeypatch.delitem(JPEGExtended12BitDecoder._available, jpeg12.LABEL)
+    with pytest.raises(InputError, match="JPEG Extended 12-bit is not supported; export unc"):
+        load_image(get_testdata_file("JPEG-lossy.dcm"))

@@ -29,14 +29,22 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.pixels import apply_color_lut, apply_modality_lut, get_decoder, pixel_array
-from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import (
+    UID,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEGExtended12Bit,
+)
 from pydicom.valuerep import PersonName
 
 from workbench.errors import InputError
+from workbench.io import jpeg12
 from workbench.io.images import Image
 from workbench.io.limits import DEFAULT_LIMITS, Limits, check_image_size, read_bounded
 
 PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+jpeg12.register()
 
 # (implicit VR, little endian) as pydicom found them -> the transfer syntax a file without
 # file meta (ACR-NEMA, raw datasets) was written in.
@@ -97,6 +105,7 @@ def dicom_from_bytes(
 
 
 NOT_DICOM = "not a readable DICOM file; check that it is a DICOM image."
+JPEG_12_BIT = "JPEG Extended 12-bit is not supported; export uncompressed."
 
 
 def parse(data: bytes, source: str) -> Dataset:
@@ -192,11 +201,13 @@ def _decode(ds: Dataset, source: str, frames: int, indices: list[int]) -> np.nda
             f"{source}: DICOM pixel data encoded as '{syntax.name}' cannot be decoded here; "
             "re-export the image uncompressed."
         )
-    with _failing_as(
-        source,
+    corrupt = (
         f"the DICOM pixel data ({syntax.name}) is corrupt and cannot be decoded; "
-        "re-export the image.",
-    ):
+        "re-export the image."
+    )
+    if syntax == JPEGExtended12Bit and int(ds.get("BitsStored") or 8) > 8:
+        corrupt = JPEG_12_BIT  # valid files, when imagecodecs (libjpeg-turbo) is missing
+    with _failing_as(source, corrupt):
         if ds.get("BitsAllocated") == 12:
             return _unpack_12bit(ds)[indices]
         if len(indices) == frames:
