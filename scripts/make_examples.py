@@ -1,24 +1,32 @@
 """Regenerate the app's example inputs in ``examples/`` from the phantom generator.
 
-    python scripts/make_examples.py
+    python scripts/make_examples.py [task ...]
 
-Examples are synthetic (no patient data) and small; each task adds a maker to ``MAKERS``.
+Examples are synthetic (no patient data) and small; each task adds a maker to ``MAKERS``. Every
+DICOM in ``examples/`` (also inside zips) is then de-identified after DICOM PS3.15's basic
+profile, since the phantom writers fill in the IDs, names and dates of the real layouts.
 """
 
 from __future__ import annotations
 
+import io
+import secrets
 import shutil
 import sys
 import tempfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pydicom
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from workbench.data.lgg import read_mask, scan_kaggle_3m
+from workbench.io.deid import deidentify
 from workbench.phantom import write_dataset
+from workbench.phantom.ct import write_examples
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -40,7 +48,33 @@ def tumor_seg(tmp: Path) -> None:
         shutil.copy(records[k].image, EXAMPLES / name)
 
 
-MAKERS: dict[str, Callable[[Path], None]] = {"tumor_seg": tumor_seg}
+def hemorrhage(tmp: Path) -> None:
+    """Three single CT slices and a zipped series in the RSNA layout."""
+    write_examples(EXAMPLES)
+
+
+MAKERS: dict[str, Callable[[Path], None]] = {"tumor_seg": tumor_seg, "hemorrhage": hemorrhage}
+
+
+def _clean(data: bytes, salt: str) -> bytes:
+    """One DICOM file's bytes, de-identified."""
+    out = io.BytesIO()
+    deidentify(pydicom.dcmread(io.BytesIO(data)), salt).save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+def deidentify_examples(folder: Path = EXAMPLES) -> None:
+    """Rewrite every ``.dcm`` and every DICOM in a ``.zip`` of ``folder`` de-identified."""
+    salt = secrets.token_hex(16)  # one per run: a zipped series keeps one series UID
+    for path in sorted(folder.glob("*.dcm")):
+        path.write_bytes(_clean(path.read_bytes(), salt))
+    for path in sorted(folder.glob("*.zip")):
+        with zipfile.ZipFile(path) as zf:
+            members = [(info, zf.read(info)) for info in zf.infolist()]
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+            for info, data in members:
+                is_dicom = info.filename.lower().endswith(".dcm")
+                zf.writestr(info.filename, _clean(data, salt) if is_dicom else data)
 
 
 def main(tasks: list[str]) -> None:
@@ -49,6 +83,8 @@ def main(tasks: list[str]) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             MAKERS[task](Path(tmp))
         print(f"examples for {task} written to {EXAMPLES}")
+    deidentify_examples()
+    print(f"DICOM examples in {EXAMPLES} de-identified")
 
 
 if __name__ == "__main__":
