@@ -77,3 +77,33 @@ def test_perfusion_on_a_broken_series_gives_one_line(tmp_path: Path) -> None:
     nib.save(image, tmp_path / "nan.nii.gz")
     proc = run_cli("perfusion", str(tmp_path / "nan.nii.gz"), "--out", str(tmp_path / "out"))
     assert_one_error_line(proc, "NaN or infinite")
+
+
+EXAMPLES = ROOT / "examples"
+
+
+def test_inspect_a_zipped_series_describes_each_file() -> None:
+    """Issue 18 newcomer's path: inspect reads a zipped series as the haemorrhage tab does."""
+    proc = run_cli("inspect", str(EXAMPLES / "hemorrhage_phantom_series.zip"))
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    assert info["format"] == "zip" and len(info["files"]) == 24
+    assert {f["modality"] for f in info["files"]} == {"CT"}
+
+
+def test_predict_hemorrhage_on_a_zipped_series_gives_the_study_answer() -> None:
+    series = str(EXAMPLES / "hemorrhage_phantom_series.zip")
+    proc = run_cli("predict", "hemorrhage", series)
+    assert proc.returncode == 0, proc.stderr
+    answer = json.loads(proc.stdout)
+    assert answer["source"] == "hemorrhage_phantom_series.zip" and answer["slices"] == 24
+    assert len(answer["probabilities"]) == 6
+    assert_one_error_line(run_cli("predict", "tumor_seg", series), "only hemorrhage reads a zip")
+
+
+def test_perfusion_writes_its_summary_to_out_too(tmp_path: Path) -> None:
+    out = tmp_path / "maps"
+    proc = run_cli("perfusion", str(EXAMPLES / "perfusion_phantom.zip"), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((out / "summary.json").read_text()) == json.loads(proc.stdout)
+    assert {p.name for p in out.iterdir()} >= {"summary.json", "tmax.nii.gz", "cbf.nii.gz"}

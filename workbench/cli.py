@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import warnings
+import zipfile
 from pathlib import Path
 
 from workbench.errors import InputError
@@ -27,15 +29,41 @@ def cmd_predict(args: argparse.Namespace) -> None:
     for path in args.inputs:  # read every input before the (slow) model load: fail fast
         if not Path(path).is_file():
             raise InputError(f"{path}: no such file.")
+        if zipfile.is_zipfile(path) and args.task != "hemorrhage":
+            raise InputError(f"{Path(path).name}: only hemorrhage reads a zipped series.")
     bundle = weights.load(args.weights or spec.weights_name)
-    for path in args.inputs:
-        _print(spec.predict(bundle, spec.read(Path(path))))
+    for path in map(Path, args.inputs):
+        if zipfile.is_zipfile(path):
+            _print(_predict_series(bundle, path))
+        else:
+            _print(spec.predict(bundle, spec.read(path)))
+
+
+def _predict_series(bundle, path: Path) -> dict:
+    """A zipped CT series: the study's answer (maximum over slices), as the tab gives it."""
+    from workbench.tasks.hemorrhage import probabilities, read_slices, study_summary
+
+    with tempfile.TemporaryDirectory(prefix="series_") as tmp:
+        images, skipped = read_slices([path], Path(tmp))
+    summary = study_summary(bundle.labels, probabilities(bundle, images))
+    return {"source": path.name, **summary, "skipped": skipped}
 
 
 def cmd_inspect(args: argparse.Namespace) -> None:
-    from workbench.io import describe
+    from workbench.io import describe, extract_zip
 
-    _print(describe(args.file))
+    path = Path(args.file)
+    if not zipfile.is_zipfile(path):
+        _print(describe(path))
+        return
+    files = []
+    with tempfile.TemporaryDirectory(prefix="inspect_") as tmp:
+        for member in extract_zip(path, Path(tmp)):
+            try:
+                files.append(describe(member))
+            except InputError as err:  # a README or DICOMDIR beside the images
+                files.append({"file": member.name, "error": str(err)})
+    _print({"file": path.name, "format": "zip", "files": files})
 
 
 def cmd_phantom(args: argparse.Namespace) -> None:
@@ -48,7 +76,9 @@ def cmd_phantom(args: argparse.Namespace) -> None:
 def cmd_perfusion(args: argparse.Namespace) -> None:
     from workbench.perfusion.pipeline import run_perfusion
 
-    _print(run_perfusion(args.input, args.out, method=args.method, weights=args.weights))
+    summary = run_perfusion(args.input, args.out, method=args.method, weights=args.weights)
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    _print(summary)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -67,13 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("predict", help="run a task's model on images; one JSON line per input")
     p.add_argument("task", help="contrast, tumor_detect, tumor_seg, tumor44 or hemorrhage")
-    p.add_argument("inputs", nargs="+", help="image or DICOM files")
+    p.add_argument("inputs", nargs="+", help="image or DICOM files; hemorrhage: also zipped series")
     p.add_argument("--weights", help="model folder or Hub repo (default: the task's)")
     p.set_defaults(func=cmd_predict)
     p = sub.add_parser(
         "inspect", help="what a file is: modality, size, spacing, de-identified header"
     )
-    p.add_argument("file")
+    p.add_argument("file", help="an image, DICOM or NIfTI file, or a zip of them")
     p.set_defaults(func=cmd_inspect)
     p = sub.add_parser("phantom", help="write a labelled synthetic dataset in a task's real layout")
     p.add_argument("task")
@@ -81,7 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=10, help="patients (or images per class)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_phantom)
-    p = sub.add_parser("perfusion", help="Tmax/CBF/CBV/MTT maps from a 4D DSC series")
+    p = sub.add_parser(
+        "perfusion", help="Tmax/CBF/CBV/MTT maps (and summary.json) from a 4D DSC series"
+    )
     p.add_argument("input", help="DICOM folder, zip of a DICOM series, or 4D NIfTI")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--method", default="osvd", choices=["osvd", "bsvd", "ssvd", "cnn"])
