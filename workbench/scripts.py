@@ -77,6 +77,28 @@ def train_parser(description: str, defaults: TrainConfig) -> argparse.ArgumentPa
     return parser
 
 
+def preset_parser(
+    description: str,
+    options_cls: type[T],
+    presets: dict[str, tuple[T, TrainConfig]],
+    argv: list[str] | None,
+) -> argparse.ArgumentParser:
+    """A train parser whose defaults come from ``--preset``: ``study`` (the paper's recipe) or
+    ``cpu`` (the recipe the shipped weights were trained with on two CPU cores)."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--preset", choices=sorted(presets), default="study")
+    opts, cfg = presets[pre.parse_known_args(argv)[0].preset]
+    parser = train_parser(description, cfg)
+    parser.add_argument(
+        "--preset",
+        choices=sorted(presets),
+        default="study",
+        help="recipe the defaults come from: 'study' (the paper) or 'cpu' (the shipped weights)",
+    )
+    add_dataclass_args(parser, options_cls, opts)
+    return parser
+
+
 def finish(out: Path, args: argparse.Namespace, report: dict[str, Any]) -> None:
     """Write ``report.json`` beside the model and push to the Hub when asked."""
     (out / "report.json").write_text(json.dumps(report, indent=2, default=str))

@@ -84,7 +84,9 @@ _SCHEDULERS: dict[str, tuple[Callable[..., Any], bool]] = {
 }
 
 
-def _improved(score: float, best: float, cfg: TrainConfig) -> bool:
+def improved(score: float, best: float, cfg: TrainConfig) -> bool:
+    """Whether ``score`` beats ``best`` in ``cfg.mode``: early stopping and every recipe's choice
+    among folds or backbones use this one comparison, so ``--mode`` is honoured everywhere."""
     if math.isnan(best):
         return not math.isnan(score)
     if cfg.mode == "min":
@@ -262,7 +264,7 @@ def fit(
             row.update({k: float(v) for k, v in metrics_fn(outputs, targets).items()})
         result.history.append(row)
         score = row[cfg.monitor]
-        if _improved(score, result.best_score, cfg):
+        if improved(score, result.best_score, cfg):
             result.best_epoch, result.best_score, stale = epoch + 1, score, 0
             best_state = copy.deepcopy(accelerator.unwrap_model(model).state_dict())
             if out_dir and accelerator.is_main_process:

@@ -108,14 +108,40 @@ class ChannelDrop:
         return x[c : c + 1].expand_as(x).clone()
 
 
+class RandomGamma:
+    """Raise [0, 1] intensities to a random power: scanners and exports differ in their tone
+    curve. torchvision has ``adjust_gamma`` but no random transform around it."""
+
+    def __init__(self, low: float = 0.7, high: float = 1.5, p: float = 0.5) -> None:
+        self.low, self.high, self.p = low, high, p
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.rand(()) >= self.p:
+            return x
+        gamma = self.low + (self.high - self.low) * float(torch.rand(()))
+        return v2.functional.adjust_gamma(x, gamma)
+
+
 def segmentation_augment(rotation: float = 15.0) -> v2.Compose:
-    """The study's augmentation: rotation, flips, brightness/contrast (the image only)."""
+    """The study's geometric augmentation: rotation, flips, shift and scale (image and mask)."""
     return v2.Compose(
         [
             v2.RandomHorizontalFlip(),
             v2.RandomVerticalFlip(0.2),
             v2.RandomAffine(degrees=rotation, translate=(0.05, 0.05), scale=(0.9, 1.1)),
+        ]
+    )
+
+
+def scanner_augment() -> v2.Compose:
+    """What differs between scanners and exports, on the image only: the study's brightness and
+    contrast, plus gamma, slight blur (lower resolution) and noise."""
+    return v2.Compose(
+        [
             v2.ColorJitter(brightness=0.2, contrast=0.2),
+            RandomGamma(),
+            v2.RandomApply([v2.GaussianBlur(5, sigma=(0.3, 1.2))], p=0.25),
+            v2.RandomApply([v2.GaussianNoise(sigma=0.03)], p=0.3),
         ]
     )
 
@@ -129,6 +155,7 @@ class LGGSlices(Dataset):
         self.images = [to_tensor(load_image(r.image).pixels, prep) for r in self.records]
         self.masks = [self._mask(r.mask) for r in self.records]
         self.augment: v2.Compose | None = None
+        self.intensity: v2.Compose | None = None
         self.channel_drop: ChannelDrop | None = None
 
     def _mask(self, path: Path) -> torch.Tensor:
@@ -143,6 +170,7 @@ class LGGSlices(Dataset):
         sub.images = [self.images[i] for i in indices]
         sub.masks = [self.masks[i] for i in indices]
         sub.augment = segmentation_augment() if augment else None
+        sub.intensity = scanner_augment() if augment else None
         sub.channel_drop = ChannelDrop() if augment else None
         return sub
 
@@ -153,6 +181,6 @@ class LGGSlices(Dataset):
         x, m = self.images[i], self.masks[i]
         if self.augment is not None:
             x, m = self.augment(tv_tensors.Image(x), tv_tensors.Mask(m))
-            x = self.channel_drop(x.as_subclass(torch.Tensor))
+            x = self.channel_drop(self.intensity(x.as_subclass(torch.Tensor)))
             m = m.as_subclass(torch.Tensor)
         return x, m

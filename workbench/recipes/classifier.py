@@ -41,7 +41,7 @@ from workbench.errors import InputError
 from workbench.models import Ensemble, build_model
 from workbench.recipes.classifier_report import write_report
 from workbench.recipes.classifier_tasks import CLASSIFIER_TASKS, ClassifierOptions, ClassifierTask
-from workbench.scripts import add_dataclass_args, dataclass_from_args, finish, train_parser
+from workbench.scripts import dataclass_from_args, finish, preset_parser
 from workbench.tasks.classify import member_names, members
 from workbench.tasks.preprocess import Preprocess
 from workbench.training import TrainConfig, fit, machine_summary, predict_loader
@@ -416,25 +416,12 @@ def report(out: Path, prepared: PreparedData, task: ClassifierTask) -> dict[str,
 
 
 def parse(task: ClassifierTask, argv: list[str] | None) -> argparse.Namespace:
-    """Flags with the ``--preset``'s defaults: ``study`` (the paper's recipe) or ``cpu`` (the
-    recipe the shipped weights were trained with on two CPU cores)."""
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--preset", choices=sorted(task.presets), default="study")
-    known, _ = pre.parse_known_args(argv)
-    opts, cfg = task.presets[known.preset]
-    parser = train_parser(f"{task.title}. {task.study}", cfg)
-    parser.add_argument(
-        "--preset",
-        choices=sorted(task.presets),
-        default="study",
-        help="recipe the defaults come from: 'study' (the paper) or 'cpu' (the shipped weights)",
-    )
+    parser = preset_parser(f"{task.title}. {task.study}", ClassifierOptions, task.presets, argv)
     parser.add_argument(
         "--report-only",
         action="store_true",
         help="re-evaluate the model folder in --out on the same split and rewrite its card",
     )
-    add_dataclass_args(parser, ClassifierOptions, opts)
     return parser.parse_args(argv)
 
 

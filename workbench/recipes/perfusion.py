@@ -44,7 +44,7 @@ from workbench.metrics import dice
 from workbench.models import build_model
 from workbench.models.perfusion import predict_volume
 from workbench.scripts import add_dataclass_args, dataclass_from_args, finish, train_parser
-from workbench.training import TrainConfig, fit, write_history
+from workbench.training import TrainConfig, fit, improved, write_history
 from workbench.weights import save_pretrained
 
 THRESHOLD = 6.0  # s: the thrombectomy triage threshold
@@ -277,7 +277,7 @@ def _train(
             f"fold {k + 1}: MAE cnn {fold_results['cnn'][-1]['mae']:.3f} s, mean map "
             f"{fold_results['mean_map'][-1]['mae']:.3f} s (best epoch {result.best_epoch})"
         )
-        if best is None or result.best_score < best[0]:
+        if best is None or improved(result.best_score, best[0], cfg):
             best = (result.best_score, k, result.model)
     rest = np.setdiff1d(np.arange(len(patients)), held_out)
     held_scores = score_patients(best[2], pick(held_out), mean_map(pick(rest)), opts.target)

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import ndimage
 
 from workbench.io import Image
 from workbench.tasks.base import TaskSpec
@@ -32,6 +33,19 @@ def probability_map(bundle: ModelBundle, image: Image) -> np.ndarray:
 
 def segment(bundle: ModelBundle, image: Image) -> np.ndarray:
     return probability_map(bundle, image) >= THRESHOLD
+
+
+def drop_small_components(mask: np.ndarray, min_voxels: int) -> np.ndarray:
+    """``mask`` without its connected components (26-connected in a volume, 8 in a slice) of
+    fewer than ``min_voxels`` voxels: specks a network leaves on healthy slices, which published
+    LGG pipelines remove once a whole patient is segmented."""
+    if min_voxels <= 0 or not mask.any():
+        return mask
+    labels, _ = ndimage.label(mask, structure=np.ones((3,) * mask.ndim, dtype=bool))
+    sizes = np.bincount(labels.ravel())
+    keep = sizes >= min_voxels
+    keep[0] = False
+    return keep[labels]
 
 
 def summarise_mask(mask: np.ndarray, image: Image) -> dict[str, Any]:
