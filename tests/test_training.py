@@ -91,6 +91,22 @@ def test_resume_continues_where_it_stopped(tmp_path: Path) -> None:
     assert state["epoch"] == 3 and "param_groups" in state
 
 
+def test_resuming_a_run_that_stopped_early_trains_no_more(tmp_path: Path) -> None:
+    """Re-running with --resume after early stopping re-reports; it must not train on."""
+    cfg = replace(CFG, lr=0.0, patience=2, epochs=20)
+    args = (_blobs(64, 0), _blobs(32, 1), nn.CrossEntropyLoss(), cfg)
+    first = fit(nn.Linear(2, 2), *args, metrics_fn=_accuracy, out_dir=tmp_path)
+    again = fit(
+        nn.Linear(2, 2),
+        *args[:3],
+        replace(cfg, resume=True),
+        metrics_fn=_accuracy,
+        out_dir=tmp_path,
+    )
+    assert len(first.history) == len(again.history) == 3
+    assert torch.equal(first.model.weight, again.model.weight)
+
+
 def _conv_net() -> nn.Module:
     return nn.Sequential(
         nn.Conv2d(1, 4, 3, padding=1),

@@ -242,6 +242,8 @@ def fit(
         disable=not (cfg.progress and accelerator.is_main_process),
     )
     for epoch in epochs:
+        if stale >= cfg.patience:  # a resumed run that had already stopped early
+            break
         train_loss = _run_epoch(
             model,
             train_loader,
