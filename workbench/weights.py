@@ -27,10 +27,12 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"
 FOLDER_FILES = (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME)
+# Loaded when present: a classifier's out-of-distribution statistics (workbench.ood).
+OPTIONAL_FILES = ("ood.safetensors",)
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # What a push publishes beyond the loadable files: the report and the pictures the card shows.
 # Top level only: training checkpoints under ``runs/`` stay local.
-PUBLISH_PATTERNS = (*FOLDER_FILES, "report.json", "split.json", "*.png")
+PUBLISH_PATTERNS = (*FOLDER_FILES, *OPTIONAL_FILES, "report.json", "split.json", "*.png")
 PUBLISH_IGNORE = ("*/*",)
 
 
@@ -169,7 +171,7 @@ def resolve(
             folder = snapshot_download(
                 ref.repo_id,
                 revision=ref.revision,
-                allow_patterns=list(FOLDER_FILES),
+                allow_patterns=[*FOLDER_FILES, *OPTIONAL_FILES],
                 local_files_only=cache_only,
             )
         except (LocalEntryNotFoundError, HfHubHTTPError, OSError, ValueError):

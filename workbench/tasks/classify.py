@@ -8,17 +8,18 @@ contrast, detection and 44-class tasks are a few lines each.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
+from workbench import ood
 from workbench.explain import gradcam
 from workbench.io import Image
-from workbench.models import Ensemble, ensemble_vote
+from workbench.models import ensemble_vote
+from workbench.ood import members
 from workbench.tasks.preprocess import Preprocess, to_tensor
 from workbench.weights import ModelBundle
 
@@ -31,6 +32,7 @@ class Classification:
     probs: np.ndarray  # (C,)
     member_probs: np.ndarray  # (M, C); M = 1 for a single model
     member_names: list[str]
+    check: dict[str, Any] = field(default_factory=dict)  # unsure, ood_score, reason (ood.verdict)
 
     @property
     def index(self) -> int:
@@ -77,12 +79,12 @@ def model_input(bundle: ModelBundle, image: Image) -> torch.Tensor:
 def temperatures(bundle: ModelBundle) -> torch.Tensor:
     """``(M, 1)``: each member's temperature from ``config.json`` (1 where none was fitted)."""
     n = len(members(bundle.model))
-    fitted = bundle.config.get("calibration", {}).get("temperature", [1.0] * n)
+    return _temperatures(bundle.config, n)
+
+
+def _temperatures(config: dict, n: int) -> torch.Tensor:
+    fitted = config.get("calibration", {}).get("temperature", [1.0] * n)
     return torch.tensor(fitted, dtype=torch.float32).view(n, 1)
-
-
-def members(model: nn.Module) -> list[nn.Module]:
-    return list(model.members) if isinstance(model, Ensemble) else [model]
 
 
 def member_names(bundle: ModelBundle) -> list[str]:
@@ -91,22 +93,41 @@ def member_names(bundle: ModelBundle) -> list[str]:
     return [s["args"].get("backbone", s["name"]) for s in specs]
 
 
+def calibrated(
+    config: dict, logits: torch.Tensor, voting: str | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits ``(N, [M,] C)`` → probabilities ``(N, C)`` (temperature-scaled, an ensemble's
+    vote) and the confidence ``(N,)`` the floor is checked on: the members' mean calibrated
+    probability of the answer (a hard vote's share is not a probability)."""
+    if logits.ndim == 2:
+        logits = logits[:, None]
+    logits = logits.float() / _temperatures(config, logits.shape[1]).to(logits.device)
+    voting = voting or config["model"].get("args", {}).get("voting", "soft")
+    probs = ensemble_vote(logits, voting)[0] if logits.shape[1] > 1 else logits[:, 0].softmax(-1)
+    mean = logits.softmax(-1).mean(1)
+    return probs, mean.gather(1, probs.argmax(1, keepdim=True))[:, 0]
+
+
 @torch.inference_mode()
 def classify(bundle: ModelBundle, image: Image, voting: str | None = None) -> Classification:
     """Class probabilities of one image; an ensemble votes with ``voting`` (default: its own).
     Each member's logits are divided by its fitted temperature first (see
-    :mod:`workbench.calibration`), so the probabilities shown are the calibrated ones."""
-    logits = bundle.model(model_input(bundle, image))
-    if logits.ndim == 2:
-        logits = logits[:, None]
-    logits = logits / temperatures(bundle).to(logits)
+    :mod:`workbench.calibration`), so the probabilities shown are the calibrated ones. The same
+    pass gives the features :func:`workbench.ood.verdict` judges the input by."""
+    feats, logits = ood.embed(bundle.model, model_input(bundle, image))
+    logits = logits.float().cpu()
     voting = voting or getattr(bundle.model, "voting", "soft")
-    probs = ensemble_vote(logits, voting)[0] if logits.shape[1] > 1 else logits[:, 0].softmax(-1)
+    probs, confidence = calibrated(bundle.config, logits, voting)
+    scaled = logits / _temperatures(bundle.config, logits.shape[1])
+    check = ood.verdict(
+        bundle.config, bundle.folder, feats.cpu().numpy(), logits.numpy(), float(confidence[0])
+    )
     return Classification(
         labels=bundle.labels,
-        probs=probs[0].float().cpu().numpy(),
-        member_probs=logits[0].softmax(-1).float().cpu().numpy(),
+        probs=probs[0].numpy(),
+        member_probs=scaled[0].softmax(-1).numpy(),
         member_names=member_names(bundle),
+        check=check,
     )
 
 
@@ -129,4 +150,5 @@ def answer(bundle: ModelBundle, image: Image, result: Classification) -> dict[st
         "probabilities": result.probabilities(),
         "model": bundle.config.get("title", bundle.config["model"]["name"]),
         "weights": bundle.source,
+        **result.check,
     }
