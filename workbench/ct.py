@@ -110,3 +110,27 @@ def hounsfield(pixels: np.ndarray, header: Mapping[str, object]) -> np.ndarray:
     slope = float(header.get("RescaleSlope", 1.0))
     intercept = float(header["RescaleIntercept"])
     return fix_rsna_wrap(pixels, slope, intercept)
+
+
+# A grey picture's channels may differ this much (share of full scale) from JPEG colour noise.
+GREY_TOLERANCE = 0.02
+PICTURE_WINDOW = "brain"  # the window CT pictures are shared in (and the RSNA PNGs were made in)
+
+
+def picture_to_hu(
+    pixels: np.ndarray, full_scale: float, window: str = PICTURE_WINDOW
+) -> np.ndarray:
+    """A windowed CT picture (black = ``low`` HU, white = ``high`` HU) mapped back to the HU
+    range it shows, so that windowing it again gives the picture back: a PNG slice and the DICOM
+    it came from then reach a brain-window model the same way. Outside the window nothing is
+    known, so only a model fed that one window can read pictures."""
+    x = np.asarray(pixels, dtype=np.float32)
+    if x.ndim == 3:
+        if np.ptp(x, axis=-1).max() > GREY_TOLERANCE * full_scale:
+            raise InputError(
+                "a colour picture is not a CT slice; give a grey head-CT image (brain window) "
+                "or the DICOM file."
+            )
+        x = x.mean(axis=-1)
+    w = get_window(window)
+    return (w.low + np.clip(x / full_scale, 0.0, 1.0) * w.width).astype(np.float32)

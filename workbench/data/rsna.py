@@ -2,9 +2,11 @@
 
 ``stage_2_train.csv`` holds ``ID,Label`` rows such as ``ID_12cadc6af_epidural,0``: six rows per
 image (five subtypes and ``any``), some of them duplicated in the released file.
-``stage_2_train/ID_12cadc6af.dcm`` is the slice. The phantom writer produces the same layout, so
-this one loader serves both. Splits are multi-label stratified with ``iterative-stratification``
-(as the study did), by image or, to keep a patient's slices together, by patient.
+``stage_2_train/ID_12cadc6af.dcm`` is the slice; a re-upload that windowed each slice to a PNG
+(``ID_12cadc6af.png``, brain window) is read the same way, through the haemorrhage task's reader.
+The phantom writer produces the same layout, so this one loader serves all three. Splits are
+multi-label stratified with ``iterative-stratification`` (as the study did), by image or, to keep
+a patient's slices together, by patient.
 """
 
 from __future__ import annotations
@@ -30,8 +32,18 @@ CSV_NAME = "stage_2_train.csv"
 IMAGE_DIR = "stage_2_train"
 
 
-def image_path(root: Path, image_id: str) -> Path:
-    return Path(root) / IMAGE_DIR / f"{image_id}.dcm"
+# The slice files a layout may hold: the challenge's DICOMs, or windowed pictures of them.
+SLICE_SUFFIXES = (".dcm", ".png", ".jpg", ".jpeg")
+
+
+def slice_files(root: Path) -> dict[str, Path]:
+    """``ID_<image>`` → its file under ``stage_2_train/`` (DICOM preferred when both exist)."""
+    found: dict[str, Path] = {}
+    for path in sorted((Path(root) / IMAGE_DIR).glob("ID_*")):
+        suffix = path.suffix.lower()
+        if suffix in SLICE_SUFFIXES and (path.stem not in found or suffix == SLICE_SUFFIXES[0]):
+            found[path.stem] = path
+    return found
 
 
 def read_labels(csv_path: Path) -> pd.DataFrame:
@@ -67,31 +79,31 @@ class RSNAIndex:
     root: Path
     ids: list[str]
     targets: np.ndarray  # (N, 6) int8 in LABELS order
-
-    @property
-    def paths(self) -> list[Path]:
-        return [image_path(self.root, i) for i in self.ids]
+    paths: list[Path]
 
     def subset(self, idx: Sequence[int]) -> RSNAIndex:
         idx = np.asarray(idx, dtype=int)
-        return RSNAIndex(self.root, [self.ids[i] for i in idx], self.targets[idx])
+        return RSNAIndex(
+            self.root, [self.ids[i] for i in idx], self.targets[idx], [self.paths[i] for i in idx]
+        )
 
 
 def scan_rsna(root: Path, max_images: int = 0, seed: int = 0) -> RSNAIndex:
-    """Labels of the images under ``root`` whose DICOM file exists (a partial download works);
+    """Labels of the images under ``root`` whose slice file exists (a partial download works);
     ``max_images`` keeps a random sample for quick runs."""
     root = Path(root)
     csv = root / CSV_NAME
     if not csv.is_file() or not (root / IMAGE_DIR).is_dir():
         raise InputError(f"{root}: expected {CSV_NAME} and {IMAGE_DIR}/ (the RSNA layout).")
     table = read_labels(csv)
-    on_disk = {p.stem for p in (root / IMAGE_DIR).glob("ID_*.dcm")}
-    table = table[table.index.isin(on_disk)]
+    on_disk = slice_files(root)
+    table = table[table.index.isin(on_disk.keys())]
     if table.empty:
         raise InputError(f"{root}: none of the images in {CSV_NAME} is in {IMAGE_DIR}/.")
     if max_images and len(table) > max_images:
         table = table.sample(n=max_images, random_state=seed).sort_index()
-    return RSNAIndex(root, list(table.index), table.to_numpy(np.int8))
+    ids = list(table.index)
+    return RSNAIndex(root, ids, table.to_numpy(np.int8), [on_disk[i] for i in ids])
 
 
 def patient_ids(paths: Sequence[Path]) -> np.ndarray:
@@ -140,12 +152,44 @@ def resample(
     return np.sort(np.concatenate([positives, np.sort(kept), extra]))
 
 
+class WindowJitter:
+    """Move the window level and width a little (by a share of the width): sites and exports
+    window slightly differently, and a PNG's window was chosen by whoever saved it. Acts on
+    windows already in [0, 1], so what the window had clipped stays clipped."""
+
+    def __init__(self, shift: float = 0.06, scale: float = 0.1, p: float = 0.5) -> None:
+        self.shift, self.scale, self.p = shift, scale, p
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.rand(()) >= self.p:
+            return x
+        factor = 1 + self.scale * (2 * float(torch.rand(())) - 1)
+        offset = self.shift * (2 * float(torch.rand(())) - 1)
+        return ((x - 0.5) * factor + 0.5 + offset).clamp(0, 1)
+
+
+class RandomRot90:
+    """A quarter turn either way: CT exports are not always in radiological orientation."""
+
+    def __init__(self, p: float = 0.15) -> None:
+        self.p = p
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.rand(()) >= self.p:
+            return x
+        return torch.rot90(x, 1 if torch.rand(()) < 0.5 else -1, dims=(-2, -1))
+
+
 def ct_augment() -> v2.Compose:
-    """Flips and a small affine: head position varies; windows (HU) must not be jittered."""
+    """Head position (flips, small affine, the odd quarter turn) and what scanners and exports
+    vary (window, noise). The affine fills with 0: air in every window."""
     return v2.Compose(
         [
             v2.RandomHorizontalFlip(),
             v2.RandomAffine(degrees=10, translate=(0.05, 0.05), scale=(0.9, 1.1)),
+            RandomRot90(),
+            WindowJitter(),
+            v2.RandomApply([v2.GaussianNoise(sigma=0.02)], p=0.3),
         ]
     )
 

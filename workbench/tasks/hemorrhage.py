@@ -1,8 +1,10 @@
 """Intracranial haemorrhage on head CT: six sigmoid probabilities per axial slice.
 
-Input: one CT slice in DICOM (Hounsfield units). Its HU are windowed as the study did (brain
-40/80, subdural 80/200, soft tissue 40/380 → three channels; the windows are stored in the model
-folder's ``config.json`` so a model trained on other windows is fed the same way). The labels are
+Input: one CT slice, by one of two routes to the same tensor. A DICOM in Hounsfield units is
+windowed as the model's ``config.json`` says (the study's brain 40/80, subdural 80/200, soft
+tissue 40/380 as three channels, or the brain window alone); a grey PNG/JPEG slice, the way CT is
+shared outside PACS, is read as already in the brain window and mapped back to the HU it shows
+(:func:`workbench.ct.picture_to_hu`), so only a brain-window model can read it. The labels are
 the RSNA ones: ``any`` plus the five subtypes; ``any`` is the model's own output, and a series'
 study-level answer is the maximum over its slices.
 """
@@ -21,11 +23,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from workbench.ct import DEFAULT_CHANNELS, get_window, hounsfield, window_stack
+from workbench.ct import (
+    DEFAULT_CHANNELS,
+    PICTURE_WINDOW,
+    get_window,
+    hounsfield,
+    picture_to_hu,
+    window_stack,
+)
 from workbench.errors import InputError
 from workbench.explain import gradcam
 from workbench.io import Image, load_image
 from workbench.io.archive import extract_zip
+from workbench.io.images import PHOTO
 from workbench.tasks.base import TaskSpec
 from workbench.tasks.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from workbench.weights import ModelBundle
@@ -33,6 +43,7 @@ from workbench.weights import ModelBundle
 THRESHOLD = 0.5
 Transform = Callable[[torch.Tensor], torch.Tensor]
 POSITION = "ImagePositionPatient"
+PICTURE = "CTPicture"  # header key marking a slice read from a windowed picture
 
 
 @dataclass(frozen=True)
@@ -98,18 +109,40 @@ def _position(header: dict) -> list[float] | None:
 
 
 def read_ct(path: Path) -> Image:
-    """A CT slice in HU (RSNA wrap fixed), with its position in the header when known."""
+    """A CT slice in HU (RSNA wrap fixed), with its position in the header when known; a grey
+    picture is taken as a brain-window slice and mapped back to HU."""
     image = load_image(path)
+    if image.modality == PHOTO and image.pixels.ndim in (2, 3):
+        full_scale = 65535.0 if image.header.get("StoredDataType") == "uint16" else 255.0
+        try:
+            hu = picture_to_hu(image.pixels, full_scale)
+        except InputError as err:
+            raise InputError(f"{image.source}: {err}") from None
+        header = {**image.header, PICTURE: f"{PICTURE_WINDOW} window"}
+        return dataclasses.replace(image, pixels=hu, modality="CT", header=header)
     if image.modality != "CT" or image.pixels.ndim != 2:
         raise InputError(
             f"{image.source}: not a CT slice (modality {image.modality}); the haemorrhage model "
-            "needs a head CT DICOM file in Hounsfield units."
+            "needs a head CT DICOM file in Hounsfield units or a brain-window PNG/JPEG slice."
         )
     header = {k: v for k, v in image.header.items() if k != POSITION}
     position = _position(image.header)
     if position is not None:
         header[POSITION] = position
     return dataclasses.replace(image, pixels=hounsfield(image.pixels, image.header), header=header)
+
+
+def check_picture_windows(prep: CTPreprocess) -> None:
+    """A picture holds only the brain window: a model fed other windows needs the DICOM."""
+    if any(w != PICTURE_WINDOW for w in prep.windows):
+        raise InputError(
+            f"this model reads the {', '.join(prep.windows)} windows from Hounsfield units, which "
+            "a PNG/JPEG slice does not hold; give the DICOM files."
+        )
+
+
+def is_picture(image: Image) -> bool:
+    return PICTURE in image.header
 
 
 def slice_z(image: Image) -> float | None:
@@ -129,6 +162,8 @@ def order_along_head(images: Sequence[Image]) -> list[int]:
 def probabilities(bundle: ModelBundle, images: Sequence[Image], batch: int = 16) -> np.ndarray:
     """(N, labels) sigmoid probabilities of the slices, in the order given."""
     prep = CTPreprocess.from_dict(bundle.config["preprocess"])
+    if any(map(is_picture, images)):
+        check_picture_windows(prep)
     out = []
     for start in range(0, len(images), batch):
         x = torch.stack([ct_tensor(im.pixels, prep) for im in images[start : start + batch]])
