@@ -97,3 +97,77 @@ def test_speck_threshold_is_chosen_on_the_data_given(lgg_real: Path) -> None:
             return out
 
     assert choose_min_voxels(OnePixel(), data) > 12
+
+
+def test_cli_segments_slices_and_whole_patients_and_writes_masks(
+    lgg_real: Path, tmp_path: Path
+) -> None:
+    """One call: a slice (mask PNG of its size), a zipped kaggle_3m patient (scored against its
+    own masks) and the same patient's FLAIR as NIfTI (volume in ml from the affine)."""
+    import subprocess
+    import sys
+    import zipfile
+
+    import nibabel as nib
+
+    from workbench.io import load_image
+
+    patient = lgg_real / "TCGA_CS_4941_19960909"
+    slice_tif = patient / "TCGA_CS_4941_19960909_12.tif"
+    archive = tmp_path / "patient.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for f in sorted(patient.iterdir()):
+            z.write(f, f.name)
+    n = len(list(patient.glob("*_mask.tif")))
+    flair = np.stack(
+        [
+            load_image(patient / f"TCGA_CS_4941_19960909_{k}.tif").pixels[..., 1]
+            for k in range(1, n + 1)
+        ]
+    )
+    affine = np.diag([0.9, 0.9, 3.0, 1.0])  # mm: 2.43 µl voxels
+    nib.save(nib.Nifti1Image(np.transpose(flair, (2, 1, 0)), affine), tmp_path / "flair.nii.gz")
+    out = tmp_path / "masks"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "workbench",
+            "predict",
+            "tumor_seg",
+            str(slice_tif),
+            str(archive),
+            str(tmp_path / "flair.nii.gz"),
+            "--masks-out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+        timeout=900,
+    )
+    assert run.returncode == 0, run.stderr
+    one, zipped, nifti = (json.loads(line) for line in run.stdout.splitlines())
+    png = load_image(out / "TCGA_CS_4941_19960909_12_mask.png").pixels
+    assert png.shape == (256, 256) and set(np.unique(png)) <= {0.0, 255.0}
+    assert int((png > 0).sum()) == one["area_px"]
+    assert zipped["slices"] == n and set(zipped["scores"]) >= {"dice", "jaccard", "hd95", "assd"}
+    assert zipped["volume_ml"] is None  # tifs carry no spacing
+    mask = nib.load(out / "patient_mask.nii.gz")
+    assert mask.shape == (256, 256, n) and int(mask.get_fdata().sum()) == zipped["voxels"]
+    assert len(list(out.glob("patient_*_mask.png"))) == n
+    assert nifti["slices"] == n
+    assert nifti["volume_ml"] == pytest.approx(nifti["voxels"] * 0.9 * 0.9 * 3.0 / 1000, abs=0.01)
+    assert np.allclose(nib.load(out / "flair_mask.nii.gz").affine, affine)
+
+
+def test_a_4d_time_series_is_not_a_patient_volume(tmp_path: Path) -> None:
+    import nibabel as nib
+
+    from workbench.errors import InputError
+    from workbench.tasks.tumor_seg import read_volume
+
+    data = np.random.default_rng(0).random((16, 16, 4, 10)).astype(np.float32)
+    nib.save(nib.Nifti1Image(data, np.eye(4)), tmp_path / "dsc.nii.gz")
+    with pytest.raises(InputError, match=r"10 time points.*Perfusion tab"):
+        read_volume(tmp_path / "dsc.nii.gz", tmp_path)

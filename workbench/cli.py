@@ -26,17 +26,72 @@ def cmd_predict(args: argparse.Namespace) -> None:
     from workbench.tasks import get_task
 
     spec = get_task(args.task)
+    volumes = args.task == "tumor_seg"
     for path in args.inputs:  # read every input before the (slow) model load: fail fast
         if not Path(path).is_file():
             raise InputError(f"{path}: no such file.")
-        if zipfile.is_zipfile(path) and args.task != "hemorrhage":
-            raise InputError(f"{Path(path).name}: only hemorrhage reads a zipped series.")
+        if zipfile.is_zipfile(path) and args.task not in ("hemorrhage", "tumor_seg"):
+            raise InputError(f"{Path(path).name}: only hemorrhage and tumor_seg read a zip.")
+    if args.masks_out and not volumes:
+        raise InputError("--masks-out is for tumor_seg.")
     bundle = weights.load(args.weights or spec.weights_name)
     for path in map(Path, args.inputs):
-        if zipfile.is_zipfile(path):
+        if volumes and _is_volume(path):
+            _print(_segment_volume(bundle, path, args.masks_out))
+        elif zipfile.is_zipfile(path):
             _print(_predict_series(bundle, path))
+        elif volumes and args.masks_out:
+            _print(_segment_slice(bundle, spec.read(path), path, args.masks_out))
         else:
             _print(spec.predict(bundle, spec.read(path)))
+
+
+def _is_volume(path: Path) -> bool:
+    from workbench.io.series import NIFTI_SUFFIXES
+
+    return zipfile.is_zipfile(path) or path.name.lower().endswith(NIFTI_SUFFIXES)
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for suffix in (".nii.gz", ".nii", ".zip"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def _segment_slice(bundle, image, path: Path, out: Path) -> dict:
+    """One slice's answer, and its mask as ``<stem>_mask.png`` (0 / 255, the input's size)."""
+    from workbench.tasks.tumor_seg import mask_png, segment, summarise_mask
+
+    mask = segment(bundle, image)
+    out.mkdir(parents=True, exist_ok=True)
+    mask_png(mask).save(out / f"{_stem(path)}_mask.png")
+    return {
+        "source": image.source,
+        **summarise_mask(mask, image),
+        "model": bundle.config.get("title", ""),
+        "weights": bundle.source,
+    }
+
+
+def _segment_volume(bundle, path: Path, out: Path | None) -> dict:
+    """A whole patient: the volume summary, and with ``out`` the mask as NIfTI on the input's
+    grid plus one PNG per slice."""
+    import nibabel as nib
+
+    from workbench.tasks.tumor_seg import mask_nifti, mask_png, read_volume, segment_volume
+
+    with tempfile.TemporaryDirectory(prefix="volume_") as tmp:
+        volume = read_volume(path, Path(tmp))
+    result = segment_volume(bundle, volume)
+    if out is not None:
+        stem = _stem(path)
+        out.mkdir(parents=True, exist_ok=True)
+        nib.save(mask_nifti(volume, result.mask), out / f"{stem}_mask.nii.gz")
+        for k, mask in enumerate(result.mask):
+            mask_png(mask).save(out / f"{stem}_{k + 1:03d}_mask.png")
+    return result.summary
 
 
 def _predict_series(bundle, path: Path) -> dict:
@@ -97,8 +152,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("predict", help="run a task's model on images; one JSON line per input")
     p.add_argument("task", help="contrast, tumor_detect, tumor_seg, tumor44 or hemorrhage")
-    p.add_argument("inputs", nargs="+", help="image or DICOM files; hemorrhage: also zipped series")
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        help="image or DICOM files; hemorrhage: also zipped series; tumor_seg: also whole "
+        "patients (a zip of kaggle_3m slices or of a DICOM series, a NIfTI volume)",
+    )
     p.add_argument("--weights", help="model folder or Hub repo (default: the task's)")
+    p.add_argument(
+        "--masks-out",
+        type=Path,
+        help="tumor_seg: write <stem>_mask.png per slice input, <stem>_mask.nii.gz per volume",
+    )
     p.set_defaults(func=cmd_predict)
     p = sub.add_parser(
         "inspect", help="what a file is: modality, size, spacing, de-identified header"

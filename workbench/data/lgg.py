@@ -7,7 +7,6 @@ same layout, so this one loader serves real and synthetic data. Splits are alway
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +21,7 @@ from torchvision.transforms import v2
 from workbench.errors import InputError
 from workbench.io import load_image
 from workbench.tasks.preprocess import Preprocess, to_tensor
-
-_SLICE = re.compile(r"^(?P<patient>.+)_(?P<index>\d+)\.tiff?$", re.IGNORECASE)
+from workbench.tasks.tumor_seg import KAGGLE_SLICE
 
 
 @dataclass(frozen=True)
@@ -42,7 +40,7 @@ def scan_kaggle_3m(root: Path) -> list[SliceRecord]:
         root = root / "kaggle_3m"
     records = []
     for image in root.glob("*/*.tif*"):
-        match = _SLICE.match(image.name)
+        match = KAGGLE_SLICE.match(image.name)
         if match is None or image.stem.endswith("_mask"):
             continue
         mask = image.with_name(f"{image.stem}_mask{image.suffix}")

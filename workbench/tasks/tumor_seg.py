@@ -1,24 +1,38 @@
 """Brain-tumour segmentation on one MR slice (U-Net / DeepLabV3+ through smp).
 
 Input: a 3-channel LGG-style slice (pre-contrast, FLAIR, post-contrast) or any grey slice
-(repeated to three channels, which the model saw in training through channel dropout).
+(repeated to three channels, which the model saw in training through channel dropout); or a whole
+patient (:func:`read_volume`: a zip of ``kaggle_3m`` slices, a DICOM series, a NIfTI volume),
+segmented slice by slice and cleaned of specks in 3D (:func:`segment_volume`).
 """
 
 from __future__ import annotations
 
+import re
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import nibabel as nib
 import numpy as np
+import PIL.Image
 import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from workbench.io import Image
+from workbench.errors import InputError
+from workbench.io import Image, load_image
+from workbench.io.archive import extract_zip
+from workbench.io.series import Series, load_series
+from workbench.metrics import segmentation_scores
 from workbench.tasks.base import TaskSpec
 from workbench.tasks.preprocess import Preprocess, to_tensor
 from workbench.weights import ModelBundle
 
 THRESHOLD = 0.5
+BATCH = 16
 
 
 @torch.inference_mode()
@@ -65,3 +79,114 @@ def predict(bundle: ModelBundle, image: Image) -> dict[str, Any]:
 
 
 SPEC = TaskSpec(name="tumor_seg", title="Brain tumour segmentation", predict=predict)
+
+
+# ``<patient>_<n>.tif`` of the LGG ``kaggle_3m`` layout (``<patient>_<n>_mask.tif`` its mask).
+KAGGLE_SLICE = re.compile(r"^(?P<patient>.+)_(?P<index>\d+)\.tiff?$", re.IGNORECASE)
+SEQUENCES = 3  # a 4D upload with three volumes is three co-registered sequences, as channels
+
+
+@dataclass
+class Volume:
+    """A whole patient to segment: its slices in order, and what places them in space."""
+
+    slices: np.ndarray  # (Z, H, W) or (Z, H, W, 3) pixels
+    source: str
+    affine: np.ndarray | None = None  # NIfTI voxel (x, y, z) -> RAS mm; None for picture stacks
+    voxel_ml: float | None = None
+    truth: np.ndarray | None = None  # (Z, H, W) masks that came with the upload (kaggle_3m)
+    series: Series | None = None  # the grid to write the mask volume on
+
+
+def _kaggle_slices(files: list[Path]) -> list[tuple[int, Path]]:
+    found = []
+    for f in files:
+        m = KAGGLE_SLICE.match(f.name)
+        if m and not f.stem.lower().endswith("_mask"):
+            found.append((int(m["index"]), f))
+    return sorted(found)
+
+
+def read_volume(path: Path, workdir: Path) -> Volume:
+    """A patient from a zip of ``kaggle_3m`` slices (masks, when there, become the truth), a zip
+    or folder of one DICOM series, or a NIfTI volume (one sequence, or three as a 4D file)."""
+    path = Path(path)
+    if zipfile.is_zipfile(path):
+        files = extract_zip(path, workdir)
+        if slices := _kaggle_slices(files):
+            images = [load_image(f).pixels for _, f in slices]
+            if len({im.shape for im in images}) > 1:
+                raise InputError(f"{path.name}: the slices differ in size; give one patient.")
+            masks = [f.with_name(f"{f.stem}_mask{f.suffix}") for _, f in slices]
+            truth = None
+            if all(m.is_file() for m in masks):
+                truth = np.stack([load_image(m).pixels for m in masks]) > 127
+                truth = truth.any(axis=-1) if truth.ndim == 4 else truth
+            return Volume(np.stack(images), path.name, truth=truth)
+    series = load_series(path, tr=1.0)  # the time step means nothing here
+    if series.data.shape[3] not in (1, SEQUENCES):
+        raise InputError(
+            f"{path.name}: a series with {series.data.shape[3]} time points is a 4D acquisition; "
+            "give one volume (or three co-registered sequences), or use the Perfusion tab."
+        )
+    data = series.data[..., 0] if series.data.shape[3] == 1 else series.data
+    return Volume(data, path.name, series.affine, series.voxel_volume_ml, series=series)
+
+
+@dataclass
+class VolumeResult:
+    mask: np.ndarray  # (Z, H, W) bool, after post-processing
+    areas_px: list[int]
+    summary: dict[str, Any]
+
+
+@torch.inference_mode()
+def segment_volume(
+    bundle: ModelBundle, volume: Volume, progress: Callable[[int, int], None] | None = None
+) -> VolumeResult:
+    """Every slice segmented, then the patient's connected components below the model's speck
+    size removed (``config.json`` ``postprocess``, chosen on validation patients in training)."""
+    prep = Preprocess.from_dict(bundle.config["preprocess"])
+    shape = volume.slices.shape[1:3]
+    probs = []
+    for start in range(0, len(volume.slices), BATCH):
+        x = torch.stack([to_tensor(s, prep) for s in volume.slices[start : start + BATCH]])
+        p = torch.sigmoid(bundle.model(x.to(bundle.device))).float().cpu()
+        probs.append(F.interpolate(p, size=shape, mode="bilinear", align_corners=False)[:, 0])
+        if progress:
+            progress(min(start + BATCH, len(volume.slices)), len(volume.slices))
+    raw = torch.cat(probs).numpy() >= THRESHOLD
+    # The speck size was chosen at the model's input size; scale it to this grid.
+    scale = shape[0] * shape[1] / (prep.size[0] * prep.size[1])
+    min_voxels = bundle.config.get("postprocess", {}).get("min_component_voxels", 0)
+    mask = drop_small_components(raw, round(min_voxels * scale))
+    areas = [int(a) for a in mask.sum(axis=(1, 2))]
+    summary: dict[str, Any] = {
+        "source": volume.source,
+        "slices": len(areas),
+        "tumor_found": bool(mask.any()),
+        "voxels": int(mask.sum()),
+        "volume_ml": None if volume.voxel_ml is None else round(mask.sum() * volume.voxel_ml, 2),
+        "largest_slice": int(np.argmax(areas)) if mask.any() else None,
+        "slices_with_tumor": [k for k, a in enumerate(areas) if a],
+    }
+    if volume.truth is not None:
+        summary["scores"] = {
+            k: (round(v, 4) if np.isfinite(v) else None)
+            for k, v in segmentation_scores(mask, volume.truth).items()
+        }
+    summary.update(model=bundle.config.get("title", ""), weights=bundle.source)
+    return VolumeResult(mask, areas, summary)
+
+
+def mask_nifti(volume: Volume, mask: np.ndarray) -> nib.Nifti1Image:
+    """The mask on the input's grid (same affine); a picture stack gets 1 mm voxels."""
+    data = mask.astype(np.uint8)
+    if volume.series is not None:
+        return volume.series.to_nifti(data)
+    return nib.Nifti1Image(np.transpose(data, (2, 1, 0)), np.eye(4))
+
+
+def mask_png(mask: np.ndarray) -> PIL.Image.Image:
+    """A slice's mask as the field's 0 / 255 PNG."""
+    return PIL.Image.fromarray(mask.astype(np.uint8) * 255)
