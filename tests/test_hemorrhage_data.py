@@ -221,14 +221,21 @@ def test_read_slices_expands_zips_and_skips_what_is_not_ct(rsna_dir: Path, tmp_p
     from workbench.tasks.hemorrhage import most_suspicious, read_slices
 
     index = scan_rsna(rsna_dir)
+    patients = patient_ids(index.paths)
+    one = [p for p, who in zip(index.paths, patients, strict=True) if who == patients[0]]
+    other = next(p for p, who in zip(index.paths, patients, strict=True) if who != patients[0])
     archive = tmp_path / "series.zip"
     with zipfile.ZipFile(archive, "w") as zf:
-        for path in index.paths[:3]:
+        for path in one[:3]:
             zf.write(path, f"study/{path.name}")
         zf.writestr("study/DICOMDIR.txt", "an index, not an image")
-    images, skipped = read_slices([archive, index.paths[5]], tmp_path / "work")
-    assert [im.source for im in images] == [p.name for p in index.paths[:3]] + [index.paths[5].name]
+    images, skipped = read_slices([archive, one[3]], tmp_path / "work")
+    assert [im.source for im in images] == [p.name for p in one[:3]] + [one[3].name]
     assert skipped == ["DICOMDIR.txt"]
+    # Another patient's slice in the same upload: refused, without naming anyone.
+    with pytest.raises(InputError, match="mixes 2 series") as err:
+        read_slices([archive, other], tmp_path / "work3")
+    assert patients[0] not in str(err.value) and other.name not in str(err.value)
     empty = tmp_path / "empty.zip"
     with zipfile.ZipFile(empty, "w") as zf:
         zf.writestr("readme.txt", "nothing here")

@@ -15,6 +15,7 @@ tags and scrubs the free text it copies.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
 import os
@@ -466,3 +467,21 @@ def deidentified_summary(ds: Dataset) -> dict[str, object]:
         if syntax is not None and UID(syntax).is_transfer_syntax:
             summary["TransferSyntax"] = UID(syntax).name
     return {k: v for k, v in summary.items() if v not in ("", [])}
+
+
+_KEY_SALT = os.urandom(16)  # per process: a key can be compared, never traced back to its UIDs
+_SERIES_TAGS = ("PatientID", "StudyInstanceUID", "SeriesInstanceUID")
+
+
+def series_key(path: str | os.PathLike) -> str | None:
+    """An opaque key equal for files of one patient's series (salted hash of the patient ID and
+    the study and series UIDs), to tell a mixed upload apart without keeping an identifier;
+    ``None`` for a file that is not DICOM or names none of them."""
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=list(_SERIES_TAGS))
+    except Exception:  # not DICOM (a picture): no series to compare
+        return None
+    values = [str(ds.get(tag, "")) for tag in _SERIES_TAGS]
+    if not any(values):
+        return None
+    return hashlib.sha256(_KEY_SALT + "\\".join(values).encode()).hexdigest()

@@ -35,6 +35,7 @@ from workbench.errors import InputError
 from workbench.explain import gradcam
 from workbench.io import Image, load_image
 from workbench.io.archive import extract_zip
+from workbench.io.dicom import series_key
 from workbench.io.images import PHOTO
 from workbench.tasks.base import TaskSpec
 from workbench.tasks.preprocess import IMAGENET_MEAN, IMAGENET_STD
@@ -191,24 +192,38 @@ def most_suspicious(probs: np.ndarray) -> int:
 
 
 def read_slices(paths: Sequence[Path], workdir: Path) -> tuple[list[Image], list[str]]:
-    """CT slices from uploaded DICOM files and zips of a series (extracted into ``workdir``).
+    """CT slices from uploaded DICOM files, pictures and zips of a series (extracted into
+    ``workdir``).
 
     A file the user picked must be a CT slice; inside a zip, files that are not (a DICOMDIR, a
-    report) are skipped and named in the second list. No slice at all is an error.
+    report) are skipped and named in the second list. No slice at all is an error, and so is an
+    upload that mixes patients or series: one study's answer must come from one series.
     """
     images: list[Image] = []
     skipped: list[str] = []
+    keys: set[str] = set()
+
+    def add(path: Path) -> None:
+        images.append(read_ct(path))
+        if (key := series_key(path)) is not None:
+            keys.add(key)
+
     for number, path in enumerate(map(Path, paths)):
         if not zipfile.is_zipfile(path):
-            images.append(read_ct(path))
+            add(path)
             continue
         for member in extract_zip(path, workdir / f"zip{number}"):
             try:
-                images.append(read_ct(member))
+                add(member)
             except InputError:
                 skipped.append(member.name)
     if not images:
         raise InputError("no CT slice found in the upload; give head CT DICOM files or a zip.")
+    if len(keys) > 1:
+        raise InputError(
+            f"the upload mixes {len(keys)} series (other patients or other series); a study's "
+            "answer needs one series: upload each series on its own."
+        )
     return images, skipped
 
 
