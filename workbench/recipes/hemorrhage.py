@@ -13,6 +13,7 @@ folder written is the backbone with the best *validation* score.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -40,10 +41,13 @@ from workbench.errors import InputError
 from workbench.metrics import multilabel_auc, rsna_weighted_log_loss
 from workbench.models import build_model
 from workbench.models.pretrained import has_offline_weights
+from workbench.ood import fit_ood
 from workbench.scripts import dataclass_from_args, finish, preset_parser
 from workbench.tasks.hemorrhage import THRESHOLD, CTPreprocess, check_picture_windows
 from workbench.training import TrainConfig, fit, improved, predict_loader
 from workbench.weights import save_pretrained
+
+SPLIT_FILE = "split.json"  # held-out image IDs, so a bench or a re-report scores the same slices
 
 # The study's eight backbones as timm names (``--archs study`` trains them all).
 STUDY_BACKBONES: dict[str, str] = {
@@ -355,6 +359,16 @@ def train(
         )
     )
     save_pretrained(model, config, out, card)
+    split = {"test": splits.test.ids, "val": splits.val.ids}
+    (out / SPLIT_FILE).write_text(json.dumps(split, indent=1) + "\n")
+    # "Unsure": a bank of training features, its threshold set on the validation slices.
+    fit_ood(
+        out,
+        [x for x, _ in dataset(splits.train)],
+        [x for x, _ in dataset(splits.val)],
+        prepare=lambda x: x,
+        multilabel=True,
+    )
     return {"shipped": arch, "runs": runs, "comparison": comparison, "config": config}
 
 

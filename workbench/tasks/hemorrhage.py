@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from workbench import ood
 from workbench.ct import (
     DEFAULT_CHANNELS,
     PICTURE_WINDOW,
@@ -160,30 +161,62 @@ def order_along_head(images: Sequence[Image]) -> list[int]:
 
 
 @torch.inference_mode()
-def probabilities(bundle: ModelBundle, images: Sequence[Image], batch: int = 16) -> np.ndarray:
-    """(N, labels) sigmoid probabilities of the slices, in the order given."""
+def assess(
+    bundle: ModelBundle, images: Sequence[Image], batch: int = 16
+) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """(N, labels) sigmoid probabilities of the slices, in the order given, and from the same
+    pass one ``unsure`` verdict per slice (:mod:`workbench.ood`: unlike the training slices, or
+    ``any`` too close to the threshold to call)."""
     prep = CTPreprocess.from_dict(bundle.config["preprocess"])
     if any(map(is_picture, images)):
         check_picture_windows(prep)
-    out = []
+    probs, verdicts = [], []
     for start in range(0, len(images), batch):
         x = torch.stack([ct_tensor(im.pixels, prep) for im in images[start : start + batch]])
-        out.append(torch.sigmoid(bundle.model(x.to(bundle.device))).float().cpu())
-    return torch.cat(out).numpy()
+        feats, logits = ood.embed(bundle.model, x.to(bundle.device))
+        p = torch.sigmoid(logits[:, 0]).float().cpu().numpy()
+        f, z = feats.cpu().numpy(), logits.float().cpu().numpy()
+        for i in range(len(p)):
+            sure = max(p[i, 0], 1 - p[i, 0])  # how far `any` is from a coin toss
+            verdicts.append(
+                ood.verdict(bundle.config, bundle.folder, f[i : i + 1], z[i : i + 1], sure)
+            )
+        probs.append(p)
+    return np.concatenate(probs), verdicts
+
+
+def probabilities(bundle: ModelBundle, images: Sequence[Image], batch: int = 16) -> np.ndarray:
+    """(N, labels) sigmoid probabilities of the slices, in the order given."""
+    return assess(bundle, images, batch)[0]
 
 
 def as_dict(labels: Sequence[str], probs: np.ndarray) -> dict[str, float]:
     return {label: round(float(p), 4) for label, p in zip(labels, probs, strict=True)}
 
 
-def study_summary(labels: Sequence[str], probs: np.ndarray) -> dict[str, Any]:
-    """A series' answer: per label the maximum over slices (any slice positive → study positive)."""
+def study_summary(
+    labels: Sequence[str], probs: np.ndarray, verdicts: Sequence[dict[str, Any]] = ()
+) -> dict[str, Any]:
+    """A series' answer: per label the maximum over slices (any slice positive → study
+    positive). With ``verdicts``, the study is unsure when its most suspicious slice is, or when
+    most of its slices are unlike the training data."""
     peak = probs.max(axis=0)
-    return {
+    summary = {
         "probabilities": as_dict(labels, peak),
         "positive": [label for label, p in zip(labels, peak, strict=True) if p >= THRESHOLD],
         "slices": len(probs),
     }
+    if verdicts:
+        top = verdicts[most_suspicious(probs)]
+        flagged = sum(v["unsure"] for v in verdicts)
+        unsure = top["unsure"] or flagged > len(verdicts) / 2
+        summary.update(
+            unsure=bool(unsure),
+            unsure_slices=flagged,
+            reason=top["reason"]
+            or (f"{flagged} of {len(verdicts)} slices unsure" if unsure else ""),
+        )
+    return summary
 
 
 def most_suspicious(probs: np.ndarray) -> int:
@@ -245,12 +278,13 @@ def window_views(image: Image, names: Sequence[str] = DEFAULT_CHANNELS) -> list[
 
 
 def predict(bundle: ModelBundle, image: Image) -> dict[str, Any]:
-    probs = probabilities(bundle, [image])[0]
+    probs, verdicts = assess(bundle, [image])
     labels = bundle.labels
     return {
         "source": image.source,
-        "probabilities": as_dict(labels, probs),
-        "positive": [label for label, p in zip(labels, probs, strict=True) if p >= THRESHOLD],
+        "probabilities": as_dict(labels, probs[0]),
+        "positive": [label for label, p in zip(labels, probs[0], strict=True) if p >= THRESHOLD],
+        **verdicts[0],
         "slice_z_mm": slice_z(image),
         "model": bundle.config.get("title", bundle.config["model"]["name"]),
         "weights": bundle.source,
