@@ -75,16 +75,15 @@ def embed(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
 
 
 def classifier_input(preprocess: dict) -> Callable[[Input], torch.Tensor]:
-    """Paths and Images → the MR classifiers' model input; tensors pass through as given."""
+    """Paths and Images → the MR classifiers' model input; tensors (any model's input, e.g.
+    the haemorrhage CT windows) pass through as given."""
     from workbench.tasks.preprocess import Preprocess, to_tensor
-
-    prep = Preprocess.from_dict(preprocess)
 
     def prepare(item: Input) -> torch.Tensor:
         if isinstance(item, torch.Tensor):
             return item
         image = item if isinstance(item, Image) else load_image(Path(item))
-        return to_tensor(image.pixels, prep)
+        return to_tensor(image.pixels, Preprocess.from_dict(preprocess))
 
     return prepare
 
@@ -309,6 +308,67 @@ def save_ood(
     config["ood"] = {**config.get("ood", {}), **entry}
     config_path.write_text(json.dumps(config, indent=2) + "\n")
     return config["ood"]
+
+
+def check(
+    bundle: Any, x: torch.Tensor, confidence: Sequence[float] | None = None
+) -> tuple[torch.Tensor, list[dict[str, Any]]]:
+    """For task modules with their own preprocessing (the haemorrhage CT windows): one pass
+    over the batch ``x`` giving the logits (``(B, C)`` for one network, ``(B, M, C)`` for an
+    ensemble) and one :func:`verdict` per input (``confidence`` None: no floor)."""
+    feats, logits = embed(bundle.model, x)
+    f, z = feats.cpu().numpy(), logits.float().cpu().numpy()
+    verdicts = [
+        verdict(
+            bundle.config,
+            bundle.folder,
+            f[i : i + 1],
+            z[i : i + 1],
+            None if confidence is None else float(confidence[i]),
+        )
+        for i in range(len(f))
+    ]
+    return (logits[:, 0] if logits.shape[1] == 1 else logits), verdicts
+
+
+def card_section(entry: dict[str, Any]) -> str:
+    """The model card's "Unsure" section from ``config["ood"]`` (with ``measured`` rates)."""
+    lines = [
+        "## Unsure",
+        "",
+        f"The app and CLI answer `unsure` when the image is unlike the training data (distance to "
+        f"the {entry['k']}-th nearest of {entry['fitted_on']['train']} training images in the "
+        f"network's feature space, above the threshold {entry['threshold']:.4f} that keeps "
+        f"{entry['keep']:.0%} of held-out images) or when the calibrated probability is under "
+        f"{entry['confidence_floor']}. Measured by `python bench/ood.py`:",
+        "",
+        "| images | n | flagged: unlike training | flagged in all |",
+        "|---|---|---|---|",
+    ]
+    for name, row in entry.get("measured", {}).get("sets", {}).items():
+        lines.append(f"| {name} | {row['n']} | {row['ood']:.0%} | {row['unsure']:.0%} |")
+    held = entry.get("measured", {}).get("heldout")
+    if held:
+        lines += [
+            "",
+            f"Held-out accuracy on the images not flagged: {held['accuracy_kept']:.2%} "
+            f"({held['kept']:.1%} of them kept; {held['accuracy']:.2%} on all).",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def put_card_section(card: str, section: str) -> str:
+    """``card`` with its "## Unsure" section replaced, or ``section`` inserted before the
+    recipe (or at the end)."""
+    head, found, rest = card.partition("\n## Unsure\n")
+    if found:
+        _, nxt, tail = rest.partition("\n## ")
+        return head + "\n" + section + ("\n## " + tail if nxt else "")
+    for anchor in ("\n## Data quality\n", "\n## Recipe\n", "\n## Limits\n"):
+        if anchor in card:
+            before, _, after = card.partition(anchor)
+            return before + "\n" + section + anchor + after
+    return card.rstrip("\n") + "\n\n" + section
 
 
 # --- the split a classifier folder was trained on --------------------------------------------
