@@ -11,11 +11,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-
-import gradio as gr
+from typing import TYPE_CHECKING
 
 from workbench import DISCLAIMER
-from workbench.ui.common import banner
+
+if TYPE_CHECKING:
+    import gradio as gr
 
 # (tab title, module with a build() function). A tab whose module cannot be imported says so
 # instead of taking the whole app down.
@@ -28,20 +29,33 @@ TABS: list[tuple[str, str]] = [
     ("Models", "workbench.ui.models"),
 ]
 
-# System fonts only: the default theme's web fonts would be fetched from the internet, which an
-# offline hospital network (or a locked-down Space) may not reach.
-THEME = gr.themes.Soft(
-    font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]
-)
-
+# The banner sets its own colours in both themes: gradio's dark text colour on its light
+# background was unreadable.
 CSS = """
 .wb-banner {background:#fff4e5;border:1px solid #f0b35a;border-radius:8px;padding:8px 12px;
             color:#6b3d00;font-size:0.95em}
+.dark .wb-banner {background:#3d2a10;border-color:#b7791f;color:#ffe2b8}
+.wb-banner * {color:inherit}
 footer {visibility: hidden}
 """
 
 
+def theme() -> gr.themes.Base:
+    """System fonts only: the default theme's web fonts would be fetched from the internet,
+    which an offline hospital network (or a locked-down Space) may not reach."""
+    import gradio as gr
+
+    return gr.themes.Soft(
+        font=["ui-sans-serif", "system-ui", "sans-serif"],
+        font_mono=["ui-monospace", "monospace"],
+    )
+
+
 def build_app() -> gr.Blocks:
+    import gradio as gr
+
+    from workbench.ui.common import banner
+
     # Uploads live only in gradio's temporary cache, swept every minute of anything older than
     # two minutes (and at shutdown): the workbench keeps no copy of what people upload.
     with gr.Blocks(title="Brain Imaging Workbench", delete_cache=(60, 120)) as demo:
@@ -73,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
         server_name=args.host,
         server_port=args.port,
         css=CSS,
-        theme=THEME,
+        theme=theme(),
         max_file_size="200mb",
     )
 

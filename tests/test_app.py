@@ -29,6 +29,23 @@ def test_help_prints_usage_instead_of_starting_the_server() -> None:
     assert "--port" in done.stdout and "not for diagnosis" in done.stdout
 
 
+def test_help_answers_without_importing_gradio() -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "import runpy, sys\n"
+        "sys.argv = ['app.py', '--help']\n"
+        "try:\n    runpy.run_path('app.py', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "print('gradio imported:', 'gradio' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=EXAMPLES.parent, capture_output=True, text=True
+    )
+    assert "--port" in done.stdout and "gradio imported: False" in done.stdout, done.stderr
+
+
 def test_every_page_says_research_only(app_url: str) -> None:
     import urllib.request
 

@@ -50,3 +50,25 @@ def test_models_tab_lists_every_model_and_shows_its_card(page) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "models_tab.png"), full_page=True)
     assert page.locator(".wb-banner:visible", has_text="not for diagnosis").count() >= 1
+
+
+# The lowest contrast ratio (WCAG) between the open tab's banner and any text in it.
+BANNER_CONTRAST = """() => {
+  const lum = (c) => { const [r, g, b] = c.match(/[\\d.]+/g).slice(0, 3).map(Number).map(v => {
+    v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+  const box = [...document.querySelectorAll('.wb-banner')].find(e => e.offsetParent);
+  const back = lum(getComputedStyle(box).backgroundColor);
+  return Math.min(...[box, ...box.querySelectorAll('*')].map(e => {
+    const fore = lum(getComputedStyle(e).color);
+    return (Math.max(fore, back) + 0.05) / (Math.min(fore, back) + 0.05); }));
+}"""
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_the_banner_is_readable_in_both_themes(page, app_url: str, theme: str) -> None:
+    page.goto(f"{app_url}?__theme={theme}", wait_until="load")
+    page.locator(".wb-banner:visible").first.wait_for()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"banner_{theme}.png"))
+    assert page.evaluate(BANNER_CONTRAST) >= 4.5  # WCAG AA for normal text
