@@ -14,7 +14,7 @@ import numpy as np
 from workbench.io import Image
 from workbench.render import overlay_heatmap, to_rgb
 from workbench.tasks import classify
-from workbench.ui.common import UPLOAD_TYPES, examples
+from workbench.ui.common import examples, upload_box
 from workbench.weights import ModelBundle
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -58,7 +58,7 @@ def build_classifier_tab(
     gr.Markdown(tab.intro)
     with gr.Row():
         with gr.Column(scale=1):
-            upload = gr.File(label="MR slice", file_types=UPLOAD_TYPES, type="filepath")
+            upload = upload_box("MR slice")
             run = gr.Button(tab.button, variant="primary")
             example_box = gr.Column()
         with gr.Column(scale=2):

@@ -24,7 +24,6 @@ log = logging.getLogger("workbench.ui")
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
-UPLOAD_TYPES = [".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".dcm", ".gz", ""]
 
 BANNER = f"""<div class="wb-banner" role="note">⚠️ <b>{DISCLAIMER}</b>
 Do not upload identifiable patient data. Uploads are deleted from the server within two
@@ -107,9 +106,19 @@ def examples(*names: str) -> list[str]:
     return [str(EXAMPLES_DIR / n) for n in names if (EXAMPLES_DIR / n).is_file()]
 
 
+def upload_box(label: str, *, multiple: bool = False, elem_id: str | None = None) -> gr.File:
+    """A file box that takes any file: DICOM from PACS and CDs has no extension, so the readers
+    decide by content (gradio's ``file_types`` filter goes by the name)."""
+    return gr.File(
+        label=label,
+        file_count="multiple" if multiple else "single",
+        type="filepath",
+        elem_id=elem_id,
+    )
+
+
 def upload_column(
     label: str,
-    file_types: list[str],
     *,
     multiple: bool = False,
     elem_id: str | None = None,
@@ -124,13 +133,7 @@ def upload_column(
     The examples do not run on click because these analyses take a while; with ``multiple`` each
     example is one row holding a one-file list, the value a multi-file box takes.
     """
-    upload = gr.File(
-        label=label,
-        file_types=file_types,
-        file_count="multiple" if multiple else "single",
-        type="filepath",
-        elem_id=elem_id,
-    )
+    upload = upload_box(label, multiple=multiple, elem_id=elem_id)
     for setting in settings:
         setting.render()
     run = gr.Button(button, variant="primary")

@@ -30,7 +30,6 @@ EXAMPLES = (
     "hemorrhage_phantom_normal.dcm",
     "hemorrhage_phantom_series.zip",
 )
-UPLOAD_TYPES = [".dcm", ".dicom", ".zip", ".gz", ""]
 
 
 @dataclass
@@ -147,7 +146,6 @@ def build() -> None:
         with gr.Column(scale=1):
             upload, run = upload_column(
                 "CT DICOM file(s) or a zip of a series",
-                UPLOAD_TYPES,
                 multiple=True,
                 elem_id="hemorrhage-upload",
                 button="Analyse",

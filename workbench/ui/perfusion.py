@@ -13,6 +13,7 @@ download are written straight into Gradio's cache, which the app sweeps like the
 from __future__ import annotations
 
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,13 +29,13 @@ from matplotlib.figure import Figure
 
 from workbench.errors import InputError
 from workbench.io.series import NIFTI_SUFFIXES, Series, load_series
+from workbench.io.sniff import is_dicom
 from workbench.perfusion.maps import PerfusionMaps
 from workbench.perfusion.pipeline import perfusion_maps, write_maps
 from workbench.render import colourise, overlay_mask
 from workbench.ui.common import guarded, upload_column, upload_path
 
 EXAMPLES = ("perfusion_phantom.zip",)
-UPLOAD_TYPES = [".zip", ".nii", ".gz", ".dcm"]
 METHODS = [
     ("oSVD (deconvolution)", "osvd"),
     ("bSVD (deconvolution)", "bsvd"),
@@ -73,8 +74,10 @@ class Study:
 
 
 def _series(path: Path) -> Series:
-    name = path.name.lower()
-    if not name.endswith((".zip", ".dcm", *NIFTI_SUFFIXES)):
+    """The upload's series, told apart by content: DICOM from PACS and CDs has no extension."""
+    if not (
+        zipfile.is_zipfile(path) or path.name.lower().endswith(NIFTI_SUFFIXES) or is_dicom(path)
+    ):
         raise InputError(
             f"{path.name}: upload a zip of the DICOM series or a 4D NIfTI (.nii / .nii.gz)."
         )
@@ -215,7 +218,6 @@ def build() -> None:
         with gr.Column(scale=1):
             upload, run = upload_column(
                 "DSC series (zip of DICOM, or NIfTI)",
-                UPLOAD_TYPES,
                 settings=[method],
                 button="Compute maps",
                 example_names=EXAMPLES,

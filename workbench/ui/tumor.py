@@ -13,7 +13,14 @@ from workbench.io import Image
 from workbench.render import overlay_mask, to_rgb
 from workbench.tasks import classify, tumor_detect, tumor_seg
 from workbench.ui.classify import explained, shared_examples
-from workbench.ui.common import UPLOAD_TYPES, examples, guarded, model_for, provenance, read_upload
+from workbench.ui.common import (
+    examples,
+    guarded,
+    model_for,
+    provenance,
+    read_upload,
+    upload_box,
+)
 
 EXAMPLES = ("tumor_seg_phantom_1.tif", "tumor_seg_phantom_2.tif", "tumor_seg_phantom_empty.tif")
 DETECT_EXAMPLES = ("tumor_detect_phantom_glioma.jpg", "tumor_detect_phantom_notumor.jpg")
@@ -77,7 +84,7 @@ def build() -> None:
     )
     with gr.Row():
         with gr.Column(scale=1):
-            upload = gr.File(label="MR slice", file_types=UPLOAD_TYPES, type="filepath")
+            upload = upload_box("MR slice")
             voting = gr.Radio(
                 ["hard", "soft"],
                 value="hard",
