@@ -11,9 +11,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
+import shutil
+import signal
+import sys
 from typing import TYPE_CHECKING
 
 from workbench import DISCLAIMER
+from workbench.ui import uploads
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -56,9 +61,9 @@ def build_app() -> gr.Blocks:
 
     from workbench.ui.common import banner
 
-    # Uploads live only in gradio's temporary cache, swept every minute of anything older than
-    # two minutes (and at shutdown): the workbench keeps no copy of what people upload.
-    with gr.Blocks(title="Brain Imaging Workbench", delete_cache=(60, 120)) as demo:
+    # Uploads and results live only in gradio's cache, deleted after an idle time
+    # (workbench.ui.uploads); examples are served from examples/ and never swept.
+    with gr.Blocks(title="Brain Imaging Workbench", delete_cache=uploads.sweep_schedule()) as demo:
         gr.Markdown("# Brain Imaging Workbench")
         for title, module in TABS:
             with gr.Tab(title):
@@ -83,14 +88,26 @@ def main(argv: list[str] | None = None) -> None:
     from workbench.logsafe import configure  # library warnings without header values
 
     configure(logging.INFO)
-    build_app().launch(
-        server_name=args.host,
-        server_port=args.port,
-        css=CSS,
-        theme=theme(),
-        max_file_size="200mb",
-    )
+    # SIGTERM (docker stop, systemd, a Space restart) stops the server like Ctrl-C, so that the
+    # run's folder of uploads is deleted either way.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    run = uploads.claim_run_folder()  # before gradio is imported: it reads the folder once
+    try:
+        build_app().launch(
+            server_name=args.host,
+            server_port=args.port,
+            css=CSS,
+            theme=theme(),
+            max_file_size="200mb",
+        )
+    finally:
+        shutil.rmtree(run, ignore_errors=True)
 
 
 if __name__ == "__main__":
     main()
+    # The server is closed and the uploads deleted: skip the interpreter's teardown of torch and
+    # co., seconds of CPU that a busy machine stretched past a stop's grace time (docker: 10 s).
+    sys.stdout.flush()
+    logging.shutdown()
+    os._exit(0)

@@ -14,7 +14,7 @@ import numpy as np
 from workbench.io import Image
 from workbench.render import overlay_heatmap, to_rgb
 from workbench.tasks import classify
-from workbench.ui.common import examples, upload_box
+from workbench.ui.common import examples, served_in_place, upload_box
 from workbench.weights import ModelBundle
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -22,7 +22,9 @@ SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 def shared_examples(*relative: str) -> list[str]:
     """Real files offered by path when ``../shared/data`` exists (never copied into the repo)."""
-    return [str(SHARED_DATA / rel) for rel in relative if (SHARED_DATA / rel).is_file()]
+    return served_in_place(
+        [str(SHARED_DATA / rel) for rel in relative if (SHARED_DATA / rel).is_file()]
+    )
 
 
 def explained(bundle: ModelBundle, image: Image, target: int) -> tuple[np.ndarray, np.ndarray]:

@@ -13,21 +13,27 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import gradio as gr
+from gradio.utils import get_upload_folder, is_in_or_equal
 
 from workbench import DISCLAIMER
 from workbench.errors import InputError
 from workbench.io import Image, load_image
 from workbench.io.limits import DEFAULT_LIMITS, check_file_size
+from workbench.ui.uploads import upload_ttl
 from workbench.weights import ModelBundle, load
 
 log = logging.getLogger("workbench.ui")
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
+# Files served from where they lie, never copied into gradio's swept cache (gr.set_static_paths
+# replaces the whole list, so it is kept here).
+_IN_PLACE: set[str] = set()
 
 BANNER = f"""<div class="wb-banner" role="note">⚠️ <b>{DISCLAIMER}</b>
-Do not upload identifiable patient data. Uploads are deleted from the server within two
-minutes; nothing is stored or logged.</div>"""
+Do not upload identifiable patient data. Uploads are deleted from the server after
+{max(1, upload_ttl() // 60)} minutes unused, and when it stops; nothing is stored or logged.
+</div>"""
 
 
 def banner() -> gr.HTML:
@@ -73,10 +79,21 @@ def on_space_gpu(fn: F) -> F:
 
 
 def upload_path(upload: Any) -> Path:
-    """The path gradio saved an upload to, after the size check; a missing upload is a mistake."""
+    """The path gradio saved an upload to, after the size check; a missing upload is a mistake.
+
+    Each use restarts the upload's idle time (the sweep ages files by their ctime), so a file
+    stays while someone works on it.
+    """
     if upload is None:
         raise InputError("no file given: upload an image or DICOM file, or click an example.")
     path = Path(upload if isinstance(upload, str | os.PathLike) else upload.name)
+    if not path.is_file():
+        raise InputError(
+            f"{path.name} is no longer on the server (uploads are deleted after a while unused): "
+            "upload the file again."
+        )
+    if is_in_or_equal(path, get_upload_folder()):
+        os.utime(path)
     check_file_size(path, DEFAULT_LIMITS)
     return path
 
@@ -101,9 +118,17 @@ def provenance(bundle: ModelBundle) -> str:
     )
 
 
+def served_in_place(files: list[str]) -> list[str]:
+    """``files``, served from where they lie for the server's whole life: the upload sweep
+    deleted gradio's cached copies of examples, which then failed until a restart."""
+    _IN_PLACE.update(files)
+    gr.set_static_paths(sorted(_IN_PLACE))
+    return files
+
+
 def examples(*names: str) -> list[str]:
     """Example files shipped in ``examples/`` that exist (a tab shows what it has)."""
-    return [str(EXAMPLES_DIR / n) for n in names if (EXAMPLES_DIR / n).is_file()]
+    return served_in_place([str(EXAMPLES_DIR / n) for n in names if (EXAMPLES_DIR / n).is_file()])
 
 
 def upload_box(label: str, *, multiple: bool = False, elem_id: str | None = None) -> gr.File:

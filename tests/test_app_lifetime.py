@@ -1,0 +1,131 @@
+"""The app over its life (issue 18): examples that outlive the upload sweep, uploads usable while
+in use, no upload left on disk after SIGTERM / SIGINT or from an earlier run.
+
+Each test drives a real ``python app.py`` on loopback with its own cache folder and a short
+upload idle time (``WORKBENCH_UPLOAD_TTL``), so the sweep happens within the test.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ARTIFACTS, ROOT, _free_port
+from tests.test_app_inputs import call, file_data, upload
+
+EXAMPLES = ROOT / "examples"
+SHOTS = ARTIFACTS / "screenshots"
+TTL = 12  # s an upload may stay unused in the test app
+
+
+@contextmanager
+def serve(cache: Path, ttl: int = TTL) -> Iterator[tuple[subprocess.Popen, str]]:
+    """``python app.py`` on a free port, its uploads under ``cache``, until the block ends."""
+    import urllib.request
+
+    port = _free_port()
+    env = {
+        **os.environ,
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "HF_HUB_OFFLINE": "1",
+        "GRADIO_TEMP_DIR": str(cache),
+        "WORKBENCH_UPLOAD_TTL": str(ttl),
+    }
+    ARTIFACTS.mkdir(exist_ok=True)
+    with open(ARTIFACTS / f"app_lifetime_{port}.log", "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}/"
+        try:
+            deadline = time.monotonic() + 180
+            while True:
+                assert proc.poll() is None, f"app.py exited with {proc.returncode}"
+                assert time.monotonic() < deadline, "app.py did not answer within 180 s"
+                try:
+                    urllib.request.urlopen(url, timeout=2)
+                    break
+                except OSError:
+                    time.sleep(1)
+            yield proc, url
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory) -> Iterator[str]:
+    with serve(tmp_path_factory.mktemp("cache")) as (_, url):
+        yield url
+
+
+def test_an_upload_in_use_outlives_the_idle_time(app: str) -> None:
+    path = upload(app, EXAMPLES / "tumor_seg_phantom_1.tif")
+    for _ in range(4):  # 4 uses 0.6 TTL apart: 1.8 TTL after the upload, used all along
+        kind, answer = call(app, "tumor_segment", file_data(path))
+        assert kind == "complete", answer
+        time.sleep(TTL * 0.6)
+
+
+def test_an_expired_upload_asks_for_the_file_again(app: str) -> None:
+    path = upload(app, EXAMPLES / "tumor_seg_phantom_2.tif")
+    time.sleep(TTL + 4)  # unused past the idle time, and one sweep later
+    kind, message = call(app, "tumor_segment", file_data(path))
+    assert kind == "error"
+    assert "upload the file again" in str(message) and "check the path" not in str(message)
+
+
+def test_a_missing_upload_gets_the_upload_again_message(tmp_path: Path) -> None:
+    from workbench.errors import InputError
+    from workbench.ui.common import upload_path
+
+    with pytest.raises(InputError, match="upload the file again"):
+        upload_path(str(tmp_path / "gone.png"))
+
+
+@pytest.mark.browser
+def test_examples_still_run_after_the_sweep(app: str, browser) -> None:
+    time.sleep(TTL + 4)  # the app has swept its cache at least once since it started
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    try:
+        page.goto(app, wait_until="load")
+        page.get_by_role("tab", name="Brain tumour").click()
+        page.locator(".gallery-item, button.example, td").filter(
+            has_text="tumor_seg_phantom_1"
+        ).first.click()
+        page.locator("#tumor-overlay img").wait_for(state="visible", timeout=120_000)
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "example_after_sweep.png"), full_page=True)
+    finally:
+        page.close()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_stopping_the_app_deletes_uploads_and_start_up_sweeps_old_runs(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    cache = tmp_path / "cache"
+    leftover = cache / f"run-{2**22 + 1}"  # above Linux's largest pid: a run that has ended
+    (leftover / "abc").mkdir(parents=True)
+    (leftover / "abc" / "patient.dcm").write_bytes(b"left by a killed run")
+    with serve(cache) as (proc, url):
+        assert not leftover.exists()  # an earlier run's uploads are swept at start-up
+        saved = Path(upload(url, EXAMPLES / "hemorrhage_phantom_normal.dcm"))
+        assert saved.is_file() and cache in saved.parents
+        proc.send_signal(sig)
+        assert proc.wait(timeout=60) == 0
+    assert not saved.exists()
+    assert not [p for p in cache.rglob("*") if p.is_file()]
