@@ -1,5 +1,6 @@
 """The app over its life (issue 18): examples that outlive the upload sweep, uploads usable while
-in use, no upload left on disk after SIGTERM / SIGINT or from an earlier run.
+in use, no upload left on disk after SIGTERM / SIGINT or from an earlier run, result files of
+their own per request.
 
 Each test drives a real ``python app.py`` on loopback with its own cache folder and a short
 upload idle time (``WORKBENCH_UPLOAD_TTL``), so the sweep happens within the test.
@@ -129,3 +130,12 @@ def test_stopping_the_app_deletes_uploads_and_start_up_sweeps_old_runs(
         assert proc.wait(timeout=60) == 0
     assert not saved.exists()
     assert not [p for p in cache.rglob("*") if p.is_file()]
+
+
+def test_identical_perfusion_requests_get_their_own_result_files(app: str) -> None:
+    path = upload(app, EXAMPLES / "perfusion_phantom.zip")
+    results = [call(app, "perfusion_maps", file_data(path), "osvd") for _ in range(2)]
+    assert all(kind == "complete" for kind, _ in results), results
+    first, second = ({f["path"] for f in answer[-1]} for _, answer in results)
+    assert first and len(first) == len(second)
+    assert not first & second  # a later request never rewrites an earlier one's download

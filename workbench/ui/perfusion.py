@@ -7,7 +7,8 @@ The built-in example is a simulated stroke patient (64×64, 6 slices, 40 time po
     cd out/patient_000/dsc && zip -9 -X examples/perfusion_phantom.zip *.dcm
 
 The series is unzipped into a temporary folder deleted with the request; the maps offered for
-download are written straight into Gradio's cache, which the app sweeps like the uploads.
+download are written straight into a folder of their own in Gradio's cache, which the app sweeps
+like the uploads.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from typing import Any
 
 import gradio as gr
 import numpy as np
-from gradio.processing_utils import save_bytes_to_cache
 from gradio.utils import get_upload_folder
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
@@ -146,10 +146,13 @@ def _limits(maps: PerfusionMaps) -> dict[str, float]:
 
 
 def _downloads(maps: PerfusionMaps, series: Series) -> list[str]:
-    """The maps as NIfTI files in Gradio's own cache (the only copy kept: what it serves)."""
-    with tempfile.TemporaryDirectory(prefix="wb_perfusion_") as tmp:
-        written = write_maps(maps, series.to_nifti, Path(tmp))
-        return [save_bytes_to_cache(p.read_bytes(), p.name, get_upload_folder()) for p in written]
+    """The maps as NIfTI files in Gradio's cache (the only copy kept: what it serves), in a
+    folder of this request's own: gradio's content-addressed names made identical requests
+    rewrite one file while another was downloading it."""
+    cache = Path(get_upload_folder())
+    cache.mkdir(parents=True, exist_ok=True)  # absent until the first upload
+    folder = Path(tempfile.mkdtemp(prefix="perfusion_", dir=cache))
+    return [str(p) for p in write_maps(maps, series.to_nifti, folder)]
 
 
 def _headline(maps: PerfusionMaps) -> str:
