@@ -103,6 +103,27 @@ def test_aif_selection_lands_on_the_arterial_voxels(shared_data):
     assert arterial.ravel()[chosen].all()
 
 
+@pytest.mark.parametrize("tr", [1.5000000000000007, 1.4999999999999998, 1.5000004])
+def test_tmax_on_a_rounded_tr_grid_no_float_tie_decides_a_voxel(tr):
+    """A TR fitted from DICOM clock times is a hair off 1.5 s: 4 frames late must read exactly
+    6 s (not above 6 s) whichever way the float error goes."""
+    times = np.arange(40)
+    aif = np.clip(times - 5.0, 0, None) ** 3 * np.exp(-np.clip(times - 5.0, 0, None) / 1.5)
+    residue = np.exp(-np.arange(40) / 3.0)
+    late = [
+        np.convolve(aif, np.roll(residue, shift) * (np.arange(40) >= shift))[:40]
+        for shift in range(8)
+    ]
+    curves = np.array(late)
+    exact, off = deconvolve(curves, aif, 1.5, "bsvd"), deconvolve(curves, aif, tr, "bsvd")
+    np.testing.assert_array_equal(off.delay, exact.delay)
+    assert 6.0 in off.delay
+    mask = np.ones(len(curves), bool)
+    assert hypoperfusion_volumes(off.delay, mask, 1.0, (6.0, 10.0)) == hypoperfusion_volumes(
+        exact.delay, mask, 1.0, (6.0, 10.0)
+    )
+
+
 @pytest.fixture(scope="module")
 def stroke_patient():
     patient = simulate_dsc(np.random.default_rng(0), DscSpec())

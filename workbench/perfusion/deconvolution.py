@@ -37,6 +37,8 @@ class SVDMethod:
     adaptive: bool = False  # oSVD: per-voxel truncation by the oscillation index
 
 
+TIME_DECIMALS = 3  # Tmax is a multiple of the TR rounded to 1 ms, and is rounded to 1 ms
+
 METHODS: dict[str, SVDMethod] = {
     "ssvd": SVDMethod(circulant=False, threshold=0.2),  # Østergaard 1996
     "bsvd": SVDMethod(circulant=True, threshold=0.1),  # Wu 2003, cSVD
@@ -143,9 +145,13 @@ def truncation_levels(
 
 
 def _delay(index: np.ndarray, length: int, dt: float, spec: SVDMethod) -> np.ndarray:
-    """Residue peak index → Tmax in seconds; circulant indices past half wrap to negative."""
+    """Residue peak index → Tmax in seconds; circulant indices past half wrap to negative.
+
+    On a 1 ms grid: a TR fitted from DICOM clock times (1.5000000000000007 s) would put
+    4 · TR a hair above 6 s, and the float error, not the data, would decide the threshold.
+    """
     wrapped = np.where(spec.circulant & (index > length // 2), index - length, index)
-    return (wrapped * dt).astype(np.float32)
+    return np.round(wrapped * round(dt, TIME_DECIMALS), TIME_DECIMALS).astype(np.float32)
 
 
 def deconvolve_loop(
