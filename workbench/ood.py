@@ -302,6 +302,7 @@ def save_ood(
         "confidence_floor": confidence_floor,
         "fitted_on": {"train": len(train_feats), "heldout": len(held)},
     }
+    stats = {k: np.ascontiguousarray(v) for k, v in stats.items()}  # sklearn's may be F-ordered
     save_file(stats, str(Path(folder) / OOD_NAME), metadata={"method": method})
     config_path = Path(folder) / CONFIG_NAME
     config = json.loads(config_path.read_text())
@@ -336,11 +337,12 @@ def card_section(entry: dict[str, Any]) -> str:
     lines = [
         "## Unsure",
         "",
-        f"The app and CLI answer `unsure` when the image is unlike the training data (distance to "
-        f"the {entry['k']}-th nearest of {entry['fitted_on']['train']} training images in the "
-        f"network's feature space, above the threshold {entry['threshold']:.4f} that keeps "
-        f"{entry['keep']:.0%} of held-out images) or when the calibrated probability is under "
-        f"{entry['confidence_floor']}. Measured by `python bench/ood.py`:",
+        f"The app and CLI answer `unsure` when the image is unlike the training data (in the "
+        f"network's feature space, its distance to the k-th nearest of "
+        f"{entry['fitted_on']['train']} training images, k = {entry['k']}, is above "
+        f"{entry['threshold']:.4f}, a threshold that keeps {entry['keep']:.0%} of "
+        f"{entry['fitted_on']['heldout']} held-out images) or when the calibrated probability is "
+        f"under {entry['confidence_floor']}. Flag rates measured by `python bench/ood.py`:",
         "",
         "| images | n | flagged: unlike training | flagged in all |",
         "|---|---|---|---|",
