@@ -34,7 +34,9 @@ def test_the_example_gives_four_maps_volumes_and_nifti_downloads(client) -> None
     assert summary["method"] == "osvd" and summary["tmax_gt6_ml"] > 10
     assert f"{summary['tmax_gt6_ml']} ml" in headline
     names = sorted(Path(f).name for f in files)
-    assert names == ["cbf.nii.gz", "cbv.nii.gz", "mtt.nii.gz", "tmax.nii.gz"]
+    assert names == ["aif_mask.nii.gz", "cbf.nii.gz", "cbv.nii.gz", "mtt.nii.gz", "tmax.nii.gz"]
+    aif_mask = np.asarray(nib.load(next(f for f in files if "aif_mask" in f)).dataobj)
+    assert aif_mask.sum() == summary["aif_voxels"]
     image = nib.load(next(f for f in files if f.endswith("tmax.nii.gz")))
     assert image.shape == (64, 64, 6)
     voxel_ml = abs(np.linalg.det(image.affine[:3, :3])) / 1000

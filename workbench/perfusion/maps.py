@@ -19,7 +19,7 @@ import numpy as np
 
 from workbench.errors import InputError
 from workbench.io.series import Series
-from workbench.perfusion.aif import select_aif
+from workbench.perfusion.aif import arterial_check, select_aif
 from workbench.perfusion.deconvolution import METHODS, deconvolve
 from workbench.perfusion.signal import bolus_arrival, brain_mask, clean, delta_r2
 
@@ -109,7 +109,8 @@ def compute_maps(
         )
     report(0.05, "cleaning and masking")
     data = clean(series.data, config.max_missing_fraction)
-    mask = brain_mask(data, config.mask_fraction)
+    spacing = tuple(np.linalg.norm(series.affine[:3, :3], axis=0)[::-1])  # slice, row, column
+    mask = brain_mask(data, config.mask_fraction, spacing=spacing)
     arrival = bolus_arrival(data[mask].mean(axis=0))
     conc = delta_r2(data, mask, arrival, series.te or config.te)
 
@@ -150,6 +151,7 @@ def compute_maps(
         **hypoperfusion_volumes(maps["tmax"], mask, series.voxel_volume_ml, config.tmax_thresholds),
         "tissue_ml": round(float(mask.sum() * series.voxel_volume_ml), 1),
         "aif_voxels": len(chosen),
+        "aif_check": arterial_check(aif, conc.mean(axis=0)),
         "bolus_arrival_s": round(float(series.times[arrival]), 2),
         "tr_s": round(float(series.tr), 4),
         "seconds": round(time.perf_counter() - start, 3),

@@ -36,7 +36,7 @@ def run_perfusion(
     config: PerfusionConfig | None = None,
     weights: str | None = None,
 ) -> dict:
-    """Read a DSC series, write ``tmax/cbf/cbv/mtt.nii.gz`` into ``out_dir``, return the summary.
+    """Read a DSC series, write ``tmax/cbf/cbv/mtt/aif_mask.nii.gz`` into ``out_dir``; the summary.
 
     The summary holds ``tmax_gt6_ml``, ``tmax_gt10_ml``, ``hir`` and ``seconds`` (whole run,
     reading included), among others. ``config`` overrides every option; ``method`` is a shortcut.
@@ -108,10 +108,14 @@ def learned_tmax(
 def write_maps(
     maps: PerfusionMaps, to_nifti: Callable[[np.ndarray], nib.Nifti1Image], out_dir: Path
 ) -> list[Path]:
-    """Save each map as ``<name>.nii.gz`` with the series' affine."""
+    """Save each map as ``<name>.nii.gz`` with the series' affine, and ``aif_mask.nii.gz``:
+    1 at the voxels averaged into the AIF, so a reader can check they lie in arteries."""
+    volumes = {name: getattr(maps, name) for name in MAP_NAMES}
+    volumes["aif_mask"] = np.zeros(maps.mask.shape, np.uint8)
+    volumes["aif_mask"][tuple(maps.aif_voxels.T)] = 1
     written = []
-    for name in MAP_NAMES:
+    for name, volume in volumes.items():
         target = out_dir / f"{name}.nii.gz"
-        nib.save(to_nifti(getattr(maps, name)), target)
+        nib.save(to_nifti(volume), target)
         written.append(target)
     return written

@@ -4,9 +4,12 @@ Per patient: a procedural head (:func:`workbench.phantom.head.make_head`); a gam
 arterial input function with recirculation; grey matter, white matter and scalp with literature
 CBF / CBV (GM 55 ml/100 g/min and 4.5 ml/100 g, WM 22 and 2.2: Leenders 1990, Østergaard 1996);
 a middle-cerebral-artery-like wedge on one side whose tissue receives the bolus late (delay) and
-spread out (exponential dispersion) with reduced flow; then ``S = S0·exp(−TE·ΔR2*)`` and Rician
-noise. Tissue ΔR2*(t) = CBF/k · (AIF ⊗ h)(t) with ``h`` = delay ⊗ dispersion ⊗ exp(−t/MTT), computed
-on a fine time grid and sampled at the TR (``k``: the haematocrit/density factor of
+spread out (exponential dispersion) with reduced flow; the arteries at the skull base carry the
+arterial curve (partial volume 0.4–1, so the largest peaks hit the noise floor as real ones do),
+the sinuses and cortical veins a later, dispersed outflow of larger area; the bright eyes lie
+below the frontal lobes; then ``S = S0·exp(−TE·ΔR2*)`` and Rician noise. Tissue ΔR2*(t) =
+CBF/k · (AIF ⊗ h)(t) with ``h`` = delay ⊗ dispersion ⊗ exp(−t/MTT), computed on a fine time
+grid and sampled at the TR (``k``: the haematocrit/density factor of
 :class:`workbench.perfusion.PerfusionConfig`, so the pipeline's CBF reads the simulated one). The
 ground-truth Tmax is the time of the maximum of ``h``.
 
@@ -87,6 +90,8 @@ class DscSpec:
     dispersion: tuple[float, float] = (1.0, 3.0)  # s, exponential dispersion time constant
     flow_drop: tuple[float, float] = (0.35, 0.7)  # territory CBF as a fraction of normal
     fine_dt: float = 0.05  # s, time grid of the convolutions
+    venous_delay: float = 4.0  # s, arteries to sinuses
+    venous_dispersion: float = 2.0  # s, exponential time constant of the venous outflow
 
 
 @dataclass
@@ -97,7 +102,8 @@ class DscPatient:
     truth_tmax: np.ndarray  # (Z, Y, X) float32 s, 0 outside parenchyma
     tissue: np.ndarray  # grey and white matter
     territory: np.ndarray  # the delayed, dispersed region
-    arteries: np.ndarray  # voxels carrying the arterial input
+    arteries: np.ndarray  # voxels carrying the arterial input (near the sella: known positions)
+    eyes: np.ndarray  # the globes: bright fluid outside the skull that a brain mask must leave out
     aif: np.ndarray  # (T,) full-volume arterial ΔR2*, 1/s
     affine: np.ndarray
     times: np.ndarray
@@ -155,9 +161,16 @@ def simulate_dsc(rng: np.random.Generator, spec: DscSpec = DscSpec()) -> DscPati
                 shifted, fine, curve, left=0
             )
             truth[where] = delay[where] + fine[np.argmax(kernel)]
-    arteries = labels == Tissue.VESSEL
-    partial = rng.uniform(0.2, 0.5, int(arteries.sum()))[:, None]
+    vessels = labels == Tissue.VESSEL
+    arteries = vessels & _near_sella(head, spacing)
+    veins = vessels & ~arteries
+    partial = rng.uniform(0.4, 1.0, int(arteries.sum()))[:, None]
     delta_r2[arteries] = partial * np.interp(times, fine, aif_fine)[None, :]
+    # Sinuses and cortical veins: the outflow, late and spread out but of the same area and
+    # filling more of their voxel, so they outrank the arteries by area as on real scans.
+    outflow = fftconvolve(aif_fine, _unit_exponential(fine, spec.venous_dispersion))[: len(fine)]
+    partial = rng.uniform(0.4, 0.9, int(veins.sum()))[:, None]
+    delta_r2[veins] = partial * np.interp(times - spec.venous_delay, fine, outflow, left=0)[None]
 
     s0 = np.zeros(max(Tissue) + 1, np.float32)
     s0[list(BASELINE)] = list(BASELINE.values())
@@ -183,6 +196,7 @@ def simulate_dsc(rng: np.random.Generator, spec: DscSpec = DscSpec()) -> DscPati
         tissue=tissue,
         territory=territory & tissue,
         arteries=arteries,
+        eyes=(labels == Tissue.CSF) & ~head.intracranial[::-1],
         aif=np.interp(times, fine, aif_fine).astype(np.float32),
         affine=dicom_affine(_ORIENTATION, _origin(spec), spacing[1:], spacing[0]),
         times=times,
@@ -196,8 +210,26 @@ def _effective_residue(fine: np.ndarray, mtt: float, dispersion: float) -> np.nd
     residue = np.exp(-fine / mtt)
     if dispersion <= 0:
         return residue
-    kernel = np.exp(-fine / dispersion)
-    return fftconvolve(residue, kernel / kernel.sum())[: len(fine)]
+    return fftconvolve(residue, _unit_exponential(fine, dispersion))[: len(fine)]
+
+
+def _unit_exponential(fine: np.ndarray, tau: float) -> np.ndarray:
+    """exp(−t/τ) with unit sum: a dispersion kernel that keeps the area of what it spreads."""
+    kernel = np.exp(-fine / tau)
+    return kernel / kernel.sum()
+
+
+def _near_sella(head, spacing: tuple[float, float, float]) -> np.ndarray:
+    """Voxels within 30 mm of the sella, on the (Z, Y, X) grid with slice 0 lowest.
+
+    The head's vessels there are the carotid siphons, the basilar artery and the proximal
+    middle cerebral branches; every other vessel is a sinus, a cortical vein or choroid plexus.
+    """
+    k, row, col = head.landmarks["sella"]
+    k = head.shape[0] - 1 - k  # the stack was flipped: slice 0 lowest
+    z, y, x = np.meshgrid(*(np.arange(n, dtype=np.float32) for n in head.shape), indexing="ij")
+    inplane = np.hypot((y - row) * spacing[1], (x - col) * spacing[2])
+    return (inplane < 30.0) & (np.abs(z - k) * spacing[0] < 30.0)
 
 
 def _territory(
