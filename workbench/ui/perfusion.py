@@ -228,7 +228,9 @@ def build() -> None:
             )
             number = gr.Slider(1, 2, value=1, step=1, label="Slice", interactive=False)
             headline = gr.Markdown()
-            files = gr.File(label="Maps (NIfTI)", file_count="multiple", interactive=False)
+            files = gr.File(
+                label="Maps and AIF mask (NIfTI)", file_count="multiple", interactive=False
+            )
         with gr.Column(scale=3):
             with gr.Row():
                 pictures = [
