@@ -46,6 +46,15 @@ def tumor_seg(tmp: Path) -> None:
         ("tumor_seg_phantom_empty.tif", empty),
     ]:
         shutil.copy(records[k].image, EXAMPLES / name)
+    # A whole patient, slices and masks, as a user zips a kaggle_3m folder.
+    first = records[0].patient
+    with zipfile.ZipFile(
+        EXAMPLES / "tumor_seg_phantom_patient.zip", "w", zipfile.ZIP_DEFLATED
+    ) as z:
+        for r in records:
+            if r.patient == first:
+                z.write(r.image, f"{first}/{r.image.name}")
+                z.write(r.mask, f"{first}/{r.mask.name}")
 
 
 def hemorrhage(tmp: Path) -> None:

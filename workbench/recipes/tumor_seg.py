@@ -369,7 +369,10 @@ def plot_failures(
         if pred[k].any():
             ax.contour(pred[k], levels=[0.5], colors="red", linewidths=0.8)
         ax.set_xticks([]), ax.set_yticks([])
-        ax.set_title(f"{row['slice'][:22]}\n{kind}, Dice {row['Dice']:.2f}", fontsize=7)
+        record = data.records[k]
+        ax.set_title(
+            f"{record.patient}\nslice {record.index}: {kind}, Dice {row['Dice']:.2f}", fontsize=7
+        )
     fig.suptitle("Worst held-out slices: truth green, prediction red (FLAIR)", fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 0.9))
     fig.savefig(path)

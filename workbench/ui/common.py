@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -116,6 +117,15 @@ def provenance(bundle: ModelBundle) -> str:
         f"**Model:** {cfg.get('title', cfg['model']['name'])} · **weights:** `{bundle.source}`"
         f" · **trained on:** {data}"
     )
+
+
+def result_folder(prefix: str) -> Path:
+    """A folder of this request's own in Gradio's cache (swept with the uploads) for files to
+    download: gradio's content-addressed names made identical requests rewrite one file while
+    another was downloading it."""
+    cache = Path(get_upload_folder())
+    cache.mkdir(parents=True, exist_ok=True)  # absent until the first upload
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=cache))
 
 
 def served_in_place(files: list[str]) -> list[str]:

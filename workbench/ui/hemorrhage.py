@@ -1,8 +1,9 @@
 """The Haemorrhage tab: head CT slices in, six probabilities per slice, windows and Grad-CAM.
 
-One DICOM, several, or a zip of a series. Slices are put in order along the head (by
-ImagePositionPatient, top first); the most suspicious one is shown first, and the study-level
-answer is the maximum over slices.
+One DICOM, several, a zip of a series, or brain-window PNG/JPEG slices. A slice the model is
+unsure of (unlike its training slices, or too close to the threshold) says so first. Slices are
+put in order along the head (by ImagePositionPatient, top first); the most suspicious one is
+shown first, and the study-level answer is the maximum over slices.
 """
 
 from __future__ import annotations
@@ -24,6 +25,14 @@ from workbench.tasks import hemorrhage
 from workbench.ui.common import guarded, model_for, provenance, upload_column, upload_path
 
 TASK = "hemorrhage"
+# Radiologists' abbreviations: the table's headers then fit their columns without breaking.
+SHORT = {
+    "epidural": "EDH",
+    "intraparenchymal": "IPH",
+    "intraventricular": "IVH",
+    "subarachnoid": "SAH",
+    "subdural": "SDH",
+}
 EXAMPLES = (
     "hemorrhage_phantom_subdural.dcm",
     "hemorrhage_phantom_intraventricular.dcm",
@@ -39,6 +48,7 @@ class Study:
     images: list[Image]
     probs: np.ndarray  # (N, labels)
     labels: list[str]
+    verdicts: list[dict[str, Any]]  # workbench.ood's unsure / reason per slice
 
     def slice_label(self, k: int) -> str:
         z = hemorrhage.slice_z(self.images[k])
@@ -64,7 +74,11 @@ def _table(study: Study) -> pd.DataFrame:
                 "slice": k + 1,
                 "z (mm)": None if z is None else round(z, 1),
                 "file": image.source,
-                **hemorrhage.as_dict(study.labels, study.probs[k]),
+                **{
+                    SHORT.get(label, label): p
+                    for label, p in hemorrhage.as_dict(study.labels, study.probs[k]).items()
+                },
+                "unsure": "yes" if study.verdicts[k]["unsure"] else "",
             }
         )
     return pd.DataFrame(rows)
@@ -82,11 +96,13 @@ def _view(study: Study, k: int, label: str) -> tuple:
     views = hemorrhage.window_views(image, DEFAULT_CHANNELS)
     heat = hemorrhage.gradcam_map(bundle, image, label)
     cam = overlay_heatmap(views[0], heat)
+    verdict = study.verdicts[k]
+    unsure = f"**Unsure: {verdict['reason']}.** " if verdict["unsure"] else ""
     return (
         *views,
         _bars(study.labels, study.probs[k]),
         cam,
-        f"**Showing slice {k + 1} of {len(study.images)}** ({study.slice_label(k)}); "
+        f"{unsure}**Showing slice {k + 1} of {len(study.images)}** ({study.slice_label(k)}); "
         f"Grad-CAM for **{label}**.",
     )
 
@@ -96,19 +112,21 @@ def analyse(files: list[Any] | None) -> tuple:
     """Upload → (study state, slice choice, subtype, 3 windows, bars, Grad-CAM, caption,
     per-slice table, study summary, provenance)."""
     if not files:
-        raise InputError("no file given: upload head CT DICOM files or a zip of a series.")
+        raise InputError(
+            "no file given: upload head CT DICOM files, a zip of a series or brain-window PNGs."
+        )
     paths = [upload_path(f) for f in files]
     bundle = model_for(TASK)
     with tempfile.TemporaryDirectory(prefix="wb_hem_") as tmp:
         images, skipped = hemorrhage.read_slices(paths, Path(tmp))
     order = hemorrhage.order_along_head(images)
     images = [images[i] for i in order]
-    probs = hemorrhage.probabilities(bundle, images)
-    study = Study(images, probs, bundle.labels)
+    probs, verdicts = hemorrhage.assess(bundle, images)
+    study = Study(images, probs, bundle.labels, verdicts)
     first = hemorrhage.most_suspicious(probs)
     label = _default_label(study.labels, probs[first])
     summary = {
-        **hemorrhage.study_summary(study.labels, probs),
+        **hemorrhage.study_summary(study.labels, probs, verdicts),
         "most_suspicious_slice": first + 1,
         "most_suspicious_file": images[first].source,
         "skipped_files": skipped,
@@ -136,7 +154,8 @@ def show(study: Study | None, number: float, label: str) -> tuple:
 
 def build() -> None:
     gr.Markdown(
-        "Upload one head CT slice (DICOM), several, or a zip of a series. Each slice gets six "
+        "Upload one head CT slice (DICOM, or a PNG/JPEG in the brain window, level 40 / width "
+        "80), several, or a zip of a series. Each slice gets six "
         "probabilities (`any` and the five subtypes); the slices are ordered from the top of "
         "the head down, the most suspicious is shown first, and the study-level answer is the "
         "maximum over slices. Grad-CAM shows where the model found evidence for a subtype."
@@ -145,7 +164,7 @@ def build() -> None:
     with gr.Row():
         with gr.Column(scale=1):
             upload, run = upload_column(
-                "CT DICOM file(s) or a zip of a series",
+                "CT DICOM file(s), brain-window PNG/JPEG, or a zip of a series",
                 multiple=True,
                 elem_id="hemorrhage-upload",
                 button="Analyse",
@@ -181,7 +200,11 @@ def build() -> None:
                     height=300,
                     elem_id="hemorrhage-cam",
                 )
-            table = gr.Dataframe(label="Per slice, in order along the head", wrap=True)
+            table = gr.Dataframe(
+                label="Per slice, in order along the head (EDH epidural, IPH intraparenchymal, "
+                "IVH intraventricular, SAH subarachnoid, SDH subdural)",
+                wrap=True,
+            )
             about = gr.Markdown()
     view = [*windows, bars, cam, caption]
     run.click(

@@ -13,7 +13,6 @@ like the uploads.
 
 from __future__ import annotations
 
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,6 @@ from typing import Any
 
 import gradio as gr
 import numpy as np
-from gradio.utils import get_upload_folder
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
@@ -33,7 +31,7 @@ from workbench.io.sniff import is_dicom
 from workbench.perfusion.maps import PerfusionMaps
 from workbench.perfusion.pipeline import perfusion_maps, write_maps
 from workbench.render import colourise, overlay_mask
-from workbench.ui.common import guarded, upload_column, upload_path
+from workbench.ui.common import guarded, result_folder, upload_column, upload_path
 
 EXAMPLES = ("perfusion_phantom.zip",)
 METHODS = [
@@ -146,13 +144,8 @@ def _limits(maps: PerfusionMaps) -> dict[str, float]:
 
 
 def _downloads(maps: PerfusionMaps, series: Series) -> list[str]:
-    """The maps as NIfTI files in Gradio's cache (the only copy kept: what it serves), in a
-    folder of this request's own: gradio's content-addressed names made identical requests
-    rewrite one file while another was downloading it."""
-    cache = Path(get_upload_folder())
-    cache.mkdir(parents=True, exist_ok=True)  # absent until the first upload
-    folder = Path(tempfile.mkdtemp(prefix="perfusion_", dir=cache))
-    return [str(p) for p in write_maps(maps, series.to_nifti, folder)]
+    """The maps as NIfTI files in a download folder of this request's own."""
+    return [str(p) for p in write_maps(maps, series.to_nifti, result_folder("perfusion_"))]
 
 
 def _headline(maps: PerfusionMaps) -> str:

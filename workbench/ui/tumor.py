@@ -1,14 +1,24 @@
 """The Brain tumour tab, the detection study's pipeline: an ensemble votes tumour / no tumour
 (each member's vote and the verdict's Grad-CAM shown), then, for a tumour, segmentation draws
-the mask over the slice and measures its area. "Segment only" skips the vote."""
+the mask over the slice and measures its area. "Segment only" skips the vote. A whole patient (a
+zip of slices or of a DICOM series, a NIfTI volume) is segmented through the volume, browsed
+slice by slice from the largest tumour, and downloaded as NIfTI, PNGs and a CSV/JSON report."""
 
 from __future__ import annotations
 
+import csv
+import json
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
+import nibabel as nib
 import numpy as np
 
+from workbench.errors import InputError
 from workbench.io import Image
 from workbench.render import overlay_mask, to_rgb
 from workbench.tasks import classify, tumor_detect, tumor_seg
@@ -19,10 +29,13 @@ from workbench.ui.common import (
     model_for,
     provenance,
     read_upload,
+    result_folder,
     upload_box,
+    upload_path,
 )
 
 EXAMPLES = ("tumor_seg_phantom_1.tif", "tumor_seg_phantom_2.tif", "tumor_seg_phantom_empty.tif")
+VOLUME_EXAMPLE = "tumor_seg_phantom_patient.zip"
 DETECT_EXAMPLES = ("tumor_detect_phantom_glioma.jpg", "tumor_detect_phantom_notumor.jpg")
 # Real slices the shipped model held out of training (its weights/<task>/split.json): the first
 # of each folder in name order that it gets right; its card shows the errors too.
@@ -72,6 +85,137 @@ def detect_then_segment(upload: Any, voting: str = "hard") -> tuple[Any, ...]:
     if not summary["tumor_found"]:
         summary["segmentation"] = SEGMENTATION_MISSED
     return rgb, overlay, summary, f"{about}<br>{seg_about}", result.probabilities(), votes, cam
+
+
+SLICE_COLUMNS = ["slice", "tumour px", "ensemble vote", "p(tumour)"]
+
+
+@dataclass(frozen=True)
+class Patient:
+    """A segmented volume kept for the slice browser: display pictures and the mask."""
+
+    rgb: np.ndarray  # (Z, H, W, 3) uint8
+    mask: np.ndarray  # (Z, H, W) bool
+
+
+def _slice_view(patient: Patient, number: float) -> np.ndarray:
+    z = int(np.clip(round(number) - 1, 0, len(patient.mask) - 1))
+    return overlay_mask(patient.rgb[z], patient.mask[z])
+
+
+def _votes(volume: tumor_seg.Volume) -> list[list[Any]]:
+    """Each slice's ensemble vote (hard) and calibrated p(tumour), as the single-slice path."""
+    detector = model_for("tumor_detect")
+    rows = []
+    for k, pixels in enumerate(volume.slices):
+        image = Image(pixels, None, "MR", {}, f"{volume.source} slice {k + 1}")
+        result = classify.classify(detector, image, "hard")
+        p = result.probabilities()[tumor_detect.POSITIVE]
+        rows.append([result.label + (" (unsure)" if result.check["unsure"] else ""), round(p, 3)])
+    return rows
+
+
+def _downloads(volume: tumor_seg.Volume, result: tumor_seg.VolumeResult, table: list) -> list[str]:
+    """Mask as NIfTI (the input's affine) and as one 0/255 PNG per slice (zipped), the report as
+    JSON and CSV, in a download folder of this request's own."""
+    folder = result_folder("tumor_volume_")
+    stem = Path(volume.source).name.split(".")[0] or "patient"
+    nifti = folder / f"{stem}_mask.nii.gz"
+    nib.save(tumor_seg.mask_nifti(volume, result.mask), nifti)
+    pngs = folder / f"{stem}_mask_png.zip"
+    with zipfile.ZipFile(pngs, "w") as z, tempfile.TemporaryDirectory() as tmp:
+        for k, mask in enumerate(result.mask):
+            path = Path(tmp) / f"{stem}_{k + 1:03d}_mask.png"
+            tumor_seg.mask_png(mask).save(path)
+            z.write(path, path.name)
+    report = folder / f"{stem}_report.json"
+    report.write_text(json.dumps({**result.summary, "per_slice": table}, indent=2) + "\n")
+    per_slice = folder / f"{stem}_slices.csv"
+    with per_slice.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(SLICE_COLUMNS)
+        writer.writerows(table)
+    return [str(p) for p in (nifti, pngs, report, per_slice)]
+
+
+@guarded
+def analyse_volume(upload: Any, progress: gr.Progress = gr.Progress()) -> tuple:  # noqa: B008
+    """A whole patient → (browser state, slider, overlay of the largest-tumour slice, summary,
+    per-slice table, downloads, provenance)."""
+    path = upload_path(upload)
+    progress(0.0, desc="reading the volume")
+    with tempfile.TemporaryDirectory(prefix="volume_") as tmp:
+        volume = tumor_seg.read_volume(path, Path(tmp))
+    bundle = model_for("tumor_seg")
+    result = tumor_seg.segment_volume(
+        bundle, volume, lambda done, total: progress(done / total, desc=f"segmented {done}/{total}")
+    )
+    progress(0.9, desc="ensemble vote per slice")
+    votes = _votes(volume)
+    table = [[k + 1, a, *v] for k, (a, v) in enumerate(zip(result.areas_px, votes, strict=True))]
+    patient = Patient(np.stack([to_rgb(s) for s in volume.slices]), result.mask)
+    first = result.summary["largest_slice"] or 0
+    slider = gr.Slider(1, max(2, len(table)), value=first + 1, step=1, interactive=True)
+    return (
+        patient,
+        slider,
+        _slice_view(patient, first + 1),
+        result.summary,
+        table,
+        _downloads(volume, result, table),
+        provenance(bundle),
+    )
+
+
+@guarded
+def show_slice(patient: Patient | None, number: float) -> np.ndarray:
+    if patient is None:
+        raise InputError("segment a patient first: upload the volume and click Segment volume.")
+    return _slice_view(patient, number)
+
+
+def build_volume() -> None:
+    """The whole-patient section."""
+    gr.Markdown(
+        "### Whole patient\nUpload a patient: a **zip of `kaggle_3m` slices** (with their "
+        "`_mask.tif` files the report also scores Dice, Jaccard, HD95 and ASSD against them), "
+        "a **zip of one DICOM series**, or a **NIfTI volume** (FLAIR, or three co-registered "
+        "sequences as a 4D file). Every slice is segmented, specks are removed in 3D, and the "
+        "browser opens on the slice with the most tumour."
+    )
+    patient = gr.State(None)
+    with gr.Row():
+        with gr.Column(scale=1):
+            upload = upload_box("Patient volume (zip or NIfTI)", elem_id="tumor-volume-upload")
+            run = gr.Button("Segment volume", variant="primary")
+            number = gr.Slider(1, 2, value=1, step=1, label="Slice", interactive=False)
+            files = gr.File(
+                label="Mask (NIfTI, PNGs) and report (JSON, CSV)",
+                file_count="multiple",
+                interactive=False,
+            )
+        with gr.Column(scale=2):
+            view = gr.Image(
+                label="Slice with the predicted tumour",
+                type="numpy",
+                interactive=False,
+                elem_id="tumor-volume-view",
+            )
+            summary = gr.JSON(label="Volume summary")
+            table = gr.Dataframe(headers=SLICE_COLUMNS, label="Per slice")
+            about = gr.Markdown()
+    outputs = [patient, number, view, summary, table, files, about]
+    run.click(analyse_volume, upload, outputs, api_name="tumor_volume", concurrency_id="models")
+    gr.Examples(
+        examples(VOLUME_EXAMPLE),
+        inputs=upload,
+        outputs=outputs,
+        fn=analyse_volume,
+        run_on_click=True,
+        cache_examples=False,
+        label="Example patient (phantom, zipped kaggle_3m folder with masks)",
+    )
+    number.release(show_slice, [patient, number], view, api_visibility="private")
 
 
 def build() -> None:
@@ -159,3 +303,4 @@ def build() -> None:
                     cache_examples=False,
                     label=label,
                 )
+    build_volume()
