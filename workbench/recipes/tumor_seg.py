@@ -213,13 +213,17 @@ LEVELS = ("per_tumour_slice", "per_slice", "per_patient")
 def _fold_table(
     fold_reports: list[dict[str, Any]],
 ) -> tuple[list[dict[str, Any]], dict[str, float]]:
-    """Mean ± std over folds of each fold's mean scores, per slice and per patient."""
+    """Mean ± std per level: over folds' means when cross-validating; with one held-out split,
+    over its slices or patients (a std over one fold would read 0)."""
     rows, flat = [], {}
     for level in LEVELS:
         row: dict[str, Any] = {"level": level.replace("_", " ")}
         for metric in ("dice", "jaccard", "hd", "hd95", "assd"):
-            values = np.array([r[level][metric][0] for r in fold_reports], dtype=float)
-            mean, std = float(np.nanmean(values)), float(np.nanstd(values))
+            if len(fold_reports) == 1:
+                mean, std = fold_reports[0][level][metric][:2]
+            else:
+                values = np.array([r[level][metric][0] for r in fold_reports], dtype=float)
+                mean, std = float(np.nanmean(values)), float(np.nanstd(values))
             row[metric] = f"{mean:.3f} ± {std:.3f}"
             flat[f"{metric}_{level}"] = mean
         rows.append(row)
@@ -400,7 +404,8 @@ def card_body(
     else:
         design = (
             "one split by patient: about a fifth of the patients held out as the test set, "
-            "never trained on (their names are in `split.json`)"
+            "never trained on (their names are in `split.json`); ± is the std over its slices "
+            "or patients"
         )
     m = config["metrics"]
     min_voxels = config["postprocess"]["min_component_voxels"]
