@@ -24,7 +24,7 @@ from tests.test_app_inputs import call, file_data, upload
 
 EXAMPLES = ROOT / "examples"
 SHOTS = ARTIFACTS / "screenshots"
-TTL = 12  # s an upload may stay unused in the test app
+TTL = 20  # s an upload may stay unused in the test app
 
 
 @contextmanager
@@ -75,10 +75,11 @@ def app(tmp_path_factory) -> Iterator[str]:
 
 def test_an_upload_in_use_outlives_the_idle_time(app: str) -> None:
     path = upload(app, EXAMPLES / "tumor_seg_phantom_1.tif")
-    for _ in range(4):  # 4 uses 0.6 TTL apart: 1.8 TTL after the upload, used all along
+    start = time.monotonic()
+    while time.monotonic() - start < 2 * TTL:  # used every TTL/4 (plus the analysis' time)
         kind, answer = call(app, "tumor_segment", file_data(path))
         assert kind == "complete", answer
-        time.sleep(TTL * 0.6)
+        time.sleep(TTL / 4)
 
 
 def test_an_expired_upload_asks_for_the_file_again(app: str) -> None:
