@@ -8,7 +8,13 @@ import gradio as gr
 import numpy as np
 
 from workbench.tasks import classify, contrast
-from workbench.ui.classify import ClassifierTab, build_classifier_tab, explained
+from workbench.ui.classify import (
+    ClassifierTab,
+    answer_label,
+    build_classifier_tab,
+    explained,
+    unsure_note,
+)
 from workbench.ui.common import guarded, model_for, provenance, read_upload
 
 EXAMPLES = (
@@ -27,6 +33,7 @@ REAL = (
     "datasets/brain_tumor_mri_44c/_NORMAL T2/0a7d683c5c79a4e89628b92e990cbe_big_gallery.jpeg",
 )
 
+LABEL = "Contrast (image)"
 TAB = ClassifierTab(
     intro=(
         "Upload one MR slice (picture or DICOM). The model names its contrast (T1, T1 after "
@@ -71,13 +78,20 @@ def analyse(upload: Any) -> tuple[np.ndarray, np.ndarray, dict, str, dict, str]:
     result = classify.classify(bundle, image)
     answer = contrast.predict(bundle, image)
     rgb, cam = explained(bundle, image, result.index)
-    return rgb, cam, result.probabilities(), header_text(answer), answer, provenance(bundle)
+    return (
+        rgb,
+        cam,
+        answer_label(result, result.probabilities(), LABEL),
+        unsure_note(result) + header_text(answer),
+        answer,
+        provenance(bundle),
+    )
 
 
 def _answers() -> list[gr.components.Component]:
     """The image's contrast, the DICOM header's cross-check, and the answer as the CLI prints it."""
     return [
-        gr.Label(label="Contrast (image)", num_top_classes=4),
+        gr.Label(label=LABEL, num_top_classes=4),
         gr.Markdown(elem_id="contrast-header"),
         gr.JSON(label="Answer (as the CLI prints it)"),
     ]

@@ -22,7 +22,7 @@ from workbench.errors import InputError
 from workbench.io import Image
 from workbench.render import overlay_mask, to_rgb
 from workbench.tasks import classify, tumor_detect, tumor_seg
-from workbench.ui.classify import explained, shared_examples
+from workbench.ui.classify import answer_label, explained, shared_examples, unsure_note
 from workbench.ui.common import (
     examples,
     guarded,
@@ -77,16 +77,18 @@ def detect_then_segment(upload: Any, voting: str = "hard") -> tuple[Any, ...]:
     result = classify.classify(detector, image, voting)
     votes = [[v["model"], v["label"], v["probability"]] for v in result.votes()]
     rgb, cam = explained(detector, image, result.index)
-    about = provenance(detector)
+    about = unsure_note(result) + provenance(detector)
+    verdict = answer_label(result, result.probabilities(), VERDICT)
     if result.label != tumor_detect.POSITIVE:
         summary = {"tumor_found": False, "segmentation": "skipped: the ensemble voted no tumour"}
-        return rgb, rgb, summary, about, result.probabilities(), votes, cam
+        return rgb, rgb, summary, about, verdict, votes, cam
     rgb, overlay, summary, seg_about = segmentation(image)
     if not summary["tumor_found"]:
         summary["segmentation"] = SEGMENTATION_MISSED
-    return rgb, overlay, summary, f"{about}<br>{seg_about}", result.probabilities(), votes, cam
+    return rgb, overlay, summary, f"{about}<br>{seg_about}", verdict, votes, cam
 
 
+VERDICT = "Ensemble verdict"
 SLICE_COLUMNS = ["slice", "tumour px", "ensemble vote", "p(tumour)"]
 
 
@@ -252,7 +254,7 @@ def build() -> None:
                     elem_id="tumor-overlay",
                 )
             with gr.Row():
-                verdict = gr.Label(label="Ensemble verdict", elem_id="tumor-verdict")
+                verdict = gr.Label(label=VERDICT, elem_id="tumor-verdict")
                 cam = gr.Image(
                     label="Grad-CAM of the verdict (members' mean)",
                     type="numpy",

@@ -8,7 +8,13 @@ import gradio as gr
 import numpy as np
 
 from workbench.tasks import classify, tumor44
-from workbench.ui.classify import ClassifierTab, build_classifier_tab, explained
+from workbench.ui.classify import (
+    ClassifierTab,
+    answer_label,
+    build_classifier_tab,
+    explained,
+    unsure_note,
+)
 from workbench.ui.common import guarded, model_for, provenance, read_upload
 
 EXAMPLES = (
@@ -28,6 +34,7 @@ REAL = tuple(
     )
 )
 
+TOP5 = "Top 5 of 44 classes"
 TAB = ClassifierTab(
     intro=(
         "Upload one MR slice. The model picks among 44 classes (14 tumour types × T1 / T1C+ / "
@@ -54,16 +61,16 @@ def analyse(upload: Any) -> tuple[np.ndarray, np.ndarray, dict, dict, dict, str]
     return (
         rgb,
         cam,
-        top5,
+        answer_label(result, top5, TOP5),
         summary["tumor_type_probabilities"],
         summary["contrast_probabilities"],
-        provenance(bundle),
+        unsure_note(result) + provenance(bundle),
     )
 
 
 def _answers() -> list[gr.components.Component]:
     """The top 5 of the 44 classes, then the tumour type and contrast marginals side by side."""
-    top5 = gr.Label(label="Top 5 of 44 classes", num_top_classes=5)
+    top5 = gr.Label(label=TOP5, num_top_classes=5)
     with gr.Row():
         kind = gr.Label(label="Tumour type (marginal)", num_top_classes=5)
         weighting = gr.Label(label="Contrast (marginal)", num_top_classes=3)
