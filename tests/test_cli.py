@@ -98,7 +98,9 @@ def test_predict_hemorrhage_on_a_zipped_series_gives_the_study_answer() -> None:
     answer = json.loads(proc.stdout)
     assert answer["source"] == "hemorrhage_phantom_series.zip" and answer["slices"] == 24
     assert len(answer["probabilities"]) == 6
-    assert_one_error_line(run_cli("predict", "tumor_seg", series), "only hemorrhage reads a zip")
+    assert_one_error_line(
+        run_cli("predict", "contrast", series), "only hemorrhage and tumor_seg read a zip"
+    )
 
 
 def test_perfusion_writes_its_summary_to_out_too(tmp_path: Path) -> None:

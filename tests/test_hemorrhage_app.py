@@ -73,12 +73,17 @@ def test_series_is_ordered_along_the_head_with_the_most_suspicious_slice_first(c
 
 
 @needs_weights
-def test_single_slices_bleed_against_normal(client) -> None:
-    bleed = analyse(client, EXAMPLES / "hemorrhage_phantom_intraventricular.dcm")["summary"]
-    normal = analyse(client, EXAMPLES / "hemorrhage_phantom_normal.dcm")["summary"]
-    assert bleed["slices"] == normal["slices"] == 1
-    assert bleed["probabilities"]["any"] > normal["probabilities"]["any"]
-    assert bleed["probabilities"]["intraventricular"] > 0.5
+def test_real_held_out_slices_bleed_against_normal(client, shared_data: Path) -> None:
+    """Two RSNA slices the shipped model held out (its split.json): a subdural bleed and a
+    normal slice, uploaded as the brain-window PNGs they are."""
+    folder = shared_data / "datasets" / "rsna_ich_sample" / "stage_2_train"
+    held = json.loads((SHIPPED.parent / "split.json").read_text())["test"]
+    assert {"ID_9a0ccf0da", "ID_210a1b750"} <= set(held)
+    bleed = analyse(client, folder / "ID_9a0ccf0da.png")
+    normal = analyse(client, folder / "ID_210a1b750.png")["summary"]
+    assert bleed["summary"]["probabilities"]["any"] > 0.9 > 0.1 > normal["probabilities"]["any"]
+    assert "subdural" in bleed["summary"]["positive"] and not normal["unsure"]
+    assert Path(bleed["cam"]).is_file()
 
 
 def test_wrong_inputs_get_one_line_errors_or_unsure(client, shared_data: Path) -> None:

@@ -1,4 +1,5 @@
-"""The haemorrhage model learns from phantom CT and beats chance on held-out phantom heads.
+"""The haemorrhage recipe learns from phantom CT and beats chance on held-out phantom heads
+(the shipped model learnt real slices: ``test_hemorrhage_real.py``).
 
 Held-out means other heads, drawn with another seed, never seen in training or checkpoint
 choice; each subtype is given to most of them so that every AUC rests on enough positives.
@@ -46,12 +47,6 @@ def held_out_aucs(folder: Path, data: Path) -> dict[str, float]:
         prob = torch.cat([torch.sigmoid(bundle.model(x)) for x, _ in loader]).numpy()
     report = scores(index.targets.astype(float), prob)
     return {k: v["auc"] for k, v in report["per_label"].items()}
-
-
-@pytest.mark.skipif(not (SHIPPED / "model.safetensors").is_file(), reason="no shipped weights")
-def test_shipped_phantom_model_beats_chance_on_unseen_heads(held_out: Path) -> None:
-    aucs = held_out_aucs(SHIPPED, held_out)
-    assert all(auc > 0.7 for auc in aucs.values()), aucs
 
 
 @pytest.mark.slow
@@ -105,26 +100,3 @@ def test_series_order_summary_and_cli_contract(held_out: Path, tmp_path: Path) -
     json.dumps(out)
     assert list(out["probabilities"]) == list(LABELS)
     assert all(0.0 <= p <= 1.0 for p in out["probabilities"].values())
-
-
-@pytest.mark.skipif(not (SHIPPED / "model.safetensors").is_file(), reason="no shipped weights")
-@pytest.mark.parametrize("kind", ["intraparenchymal", "intraventricular", "subdural"])
-def test_gradcam_of_a_subtype_points_at_that_bleed(kind: str) -> None:
-    """On an unseen phantom slice with a bleed, the heat for that subtype is higher on the bleed
-    than over the rest of the head (the map is coarse: 4 × 4 features at 128 px)."""
-    from workbench.io import Image
-    from workbench.phantom.ct import make_ct_study
-    from workbench.tasks.hemorrhage import gradcam_map
-
-    study = make_ct_study(np.random.default_rng(77), prevalence={kind: 1.0}, **SMALL)
-    mask = study.masks[kind]
-    k = int(np.argmax(mask.sum(axis=(1, 2))))
-    bleed = mask[k]
-    image = Image(study.hu[k], SMALL["spacing"][1:], "CT", {}, "phantom.dcm")
-    folder, source = resolve(SHIPPED)
-    heat = gradcam_map(load_folder(folder, source), image, kind)
-    assert heat.shape == bleed.shape and heat.min() >= 0.0 and heat.max() <= 1.0
-    head = study.hu[k] > -500
-    on_bleed = heat[bleed].mean()
-    assert on_bleed > heat[head & ~bleed].mean()
-    assert (heat[head] < on_bleed).mean() > 0.65  # hotter than most of the head

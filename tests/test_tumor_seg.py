@@ -60,7 +60,6 @@ def test_train_save_resolve_predict_beats_the_empty_mask(
         pretrained=True,  # ImageNet Lite0 from the PyPI package: offline, and it learns fast
         size=64,
         folds=2,
-        decoder_channels="32,16,16,8,8",
         val_fraction=0.34,
         empty_ratio=0.5,
     )

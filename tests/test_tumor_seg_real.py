@@ -59,36 +59,29 @@ def lgg_real(shared_data: Path) -> Path:
 def test_small_real_training_beats_the_empty_mask_on_held_out_patients(
     lgg_real: Path, tmp_path: Path
 ) -> None:
-    opts = SegOptions(
-        size=96,
-        folds=1,
-        decoder_channels="32,16,16,8,8",
-        val_fraction=0.25,
-        empty_ratio=0.3,
-        max_patients=8,
-    )
+    opts = SegOptions(size=128, folds=1, val_fraction=0.25, empty_ratio=0.3, max_patients=10)
     cfg = TrainConfig(
-        epochs=6, batch_size=8, lr=1e-3, monitor="val_dice", mode="max", progress=False
+        epochs=8, batch_size=8, lr=1e-3, monitor="val_dice", mode="max", progress=False
     )
     report = train(lgg_real, tmp_path / "seg", opts, cfg)
     fold = report["folds"][0]
     # The empty-mask baseline scores Dice 0 on every held-out patient (each has a tumour).
-    assert fold["per_patient"]["dice"].mean > 0.3, fold["per_patient"]
+    assert fold["per_patient"]["dice"].mean > 0.2, fold["per_patient"]
     split = json.loads((tmp_path / "seg" / "split.json").read_text())
     assert not set(split["test_patients"]) & set(split["val_patients"])
     assert fold["patients"] == len(split["test_patients"])
     config = json.loads((tmp_path / "seg" / "config.json").read_text())
     assert config["postprocess"]["min_component_voxels"] in (0, 10, 25, 50, 100, 200, 400, 800)
-    assert config["model"]["args"]["decoder_channels"] == [32, 16, 16, 8, 8]
     assert (tmp_path / "seg" / "failures.png").is_file()
 
 
 def test_speck_threshold_is_chosen_on_the_data_given(lgg_real: Path) -> None:
-    """A model that marks one pixel everywhere scores best with the largest speck filter."""
+    """On a patient's empty slices, a model that marks one pixel on each scores best once the
+    speck filter is larger than that column of pixels."""
     import torch
 
     records = [r for r in scan_kaggle_3m(lgg_real) if r.patient == "TCGA_CS_4941_19960909"]
-    data = LGGSlices(records[:12], Preprocess(size=(32, 32), channels=3))
+    data = LGGSlices(records[:10], Preprocess(size=(32, 32), channels=3))  # no tumour in these
 
     class OnePixel(torch.nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -96,7 +89,7 @@ def test_speck_threshold_is_chosen_on_the_data_given(lgg_real: Path) -> None:
             out[:, :, 0, 0] = 9.0
             return out
 
-    assert choose_min_voxels(OnePixel(), data) > 12
+    assert choose_min_voxels(OnePixel(), data) == 25  # the smallest size above the 10 voxels
 
 
 def test_cli_segments_slices_and_whole_patients_and_writes_masks(

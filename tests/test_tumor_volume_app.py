@@ -38,7 +38,7 @@ def held_out_patient(shared_data: Path, tmp_path_factory) -> Path:
 def test_a_zipped_patient_is_segmented_through_the_volume(client, held_out_patient: Path) -> None:
     from gradio_client import handle_file
 
-    _, slider, view, summary, table, files, about = client.predict(
+    slider, view, summary, table, files, about = client.predict(  # the state stays server-side
         handle_file(str(held_out_patient)), api_name="/tumor_volume"
     )
     n = len(table["data"])

@@ -33,15 +33,6 @@ def explained(bundle: ModelBundle, image: Image, target: int) -> tuple[np.ndarra
     return rgb, overlay_heatmap(rgb, classify.explain(bundle, image, target))
 
 
-def answer_label(result: classify.Classification, value: Any, title: str) -> gr.Label:
-    """A classifier's answer; when the model is unsure, the box's title says so first and the
-    label below reads as its best guess (workbench.ood: unlike the training images, or too low
-    a calibrated probability)."""
-    if result.check.get("unsure"):
-        title = f"⚠ Unsure: {result.check['reason']}. Best guess:"
-    return gr.Label(value=value, label=title)
-
-
 def unsure_note(result: classify.Classification) -> str:
     """A bold first line for the tab's text when the model is unsure, else nothing."""
     check = result.check

@@ -10,7 +10,6 @@ import numpy as np
 from workbench.tasks import classify, contrast
 from workbench.ui.classify import (
     ClassifierTab,
-    answer_label,
     build_classifier_tab,
     explained,
     unsure_note,
@@ -81,7 +80,7 @@ def analyse(upload: Any) -> tuple[np.ndarray, np.ndarray, dict, str, dict, str]:
     return (
         rgb,
         cam,
-        answer_label(result, result.probabilities(), LABEL),
+        result.probabilities(),
         unsure_note(result) + header_text(answer),
         answer,
         provenance(bundle),

@@ -22,7 +22,7 @@ from workbench.errors import InputError
 from workbench.io import Image
 from workbench.render import overlay_mask, to_rgb
 from workbench.tasks import classify, tumor_detect, tumor_seg
-from workbench.ui.classify import answer_label, explained, shared_examples, unsure_note
+from workbench.ui.classify import explained, shared_examples, unsure_note
 from workbench.ui.common import (
     examples,
     guarded,
@@ -78,7 +78,7 @@ def detect_then_segment(upload: Any, voting: str = "hard") -> tuple[Any, ...]:
     votes = [[v["model"], v["label"], v["probability"]] for v in result.votes()]
     rgb, cam = explained(detector, image, result.index)
     about = unsure_note(result) + provenance(detector)
-    verdict = answer_label(result, result.probabilities(), VERDICT)
+    verdict = result.probabilities()
     if result.label != tumor_detect.POSITIVE:
         summary = {"tumor_found": False, "segmentation": "skipped: the ensemble voted no tumour"}
         return rgb, rgb, summary, about, verdict, votes, cam

@@ -10,7 +10,6 @@ import numpy as np
 from workbench.tasks import classify, tumor44
 from workbench.ui.classify import (
     ClassifierTab,
-    answer_label,
     build_classifier_tab,
     explained,
     unsure_note,
@@ -61,7 +60,7 @@ def analyse(upload: Any) -> tuple[np.ndarray, np.ndarray, dict, dict, dict, str]
     return (
         rgb,
         cam,
-        answer_label(result, top5, TOP5),
+        top5,
         summary["tumor_type_probabilities"],
         summary["contrast_probabilities"],
         unsure_note(result) + provenance(bundle),
