@@ -44,9 +44,10 @@ def test_a_zipped_patient_is_segmented_through_the_volume(client, held_out_patie
     n = len(table["data"])
     assert summary["slices"] == n and summary["tumor_found"]
     assert summary["scores"]["dice"] > 0.5  # scored against the zip's own masks
-    assert slider["value"] == summary["largest_slice"] + 1  # opens on the largest tumour
+    assert slider["value"] == summary["largest_slice"]  # opens on the largest tumour
     areas = [row[1] for row in table["data"]]
-    assert max(areas) == areas[summary["largest_slice"]] and sum(areas) == summary["voxels"]
+    assert max(areas) == areas[summary["largest_slice"] - 1] and sum(areas) == summary["voxels"]
+    assert summary["slices_with_tumor"] == [row[0] for row in table["data"] if row[1]]
     names = sorted(Path(f).name for f in files)
     stem = held_out_patient.stem
     assert names == sorted(

@@ -167,8 +167,9 @@ def segment_volume(
         "tumor_found": bool(mask.any()),
         "voxels": int(mask.sum()),
         "volume_ml": None if volume.voxel_ml is None else round(mask.sum() * volume.voxel_ml, 2),
-        "largest_slice": int(np.argmax(areas)) if mask.any() else None,
-        "slices_with_tumor": [k for k, a in enumerate(areas) if a],
+        # Slices count from 1, as in the tab's table and the per-slice PNG names.
+        "largest_slice": int(np.argmax(areas)) + 1 if mask.any() else None,
+        "slices_with_tumor": [k + 1 for k, a in enumerate(areas) if a],
     }
     if volume.truth is not None:
         summary["scores"] = {

@@ -156,12 +156,12 @@ def analyse_volume(upload: Any, progress: gr.Progress = gr.Progress()) -> tuple:
     votes = _votes(volume)
     table = [[k + 1, a, *v] for k, (a, v) in enumerate(zip(result.areas_px, votes, strict=True))]
     patient = Patient(np.stack([to_rgb(s) for s in volume.slices]), result.mask)
-    first = result.summary["largest_slice"] or 0
-    slider = gr.Slider(1, max(2, len(table)), value=first + 1, step=1, interactive=True)
+    number = result.summary["largest_slice"] or 1
+    slider = gr.Slider(1, max(2, len(table)), value=number, step=1, interactive=True)
     return (
         patient,
         slider,
-        _slice_view(patient, first + 1),
+        _slice_view(patient, number),
         result.summary,
         table,
         _downloads(volume, result, table),
