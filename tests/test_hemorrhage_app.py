@@ -83,7 +83,13 @@ def test_real_held_out_slices_bleed_against_normal(client, shared_data: Path) ->
     normal = analyse(client, folder / "ID_210a1b750.png")["summary"]
     assert bleed["summary"]["probabilities"]["any"] > 0.9 > 0.1 > normal["probabilities"]["any"]
     assert "subdural" in bleed["summary"]["positive"] and not normal["unsure"]
-    assert Path(bleed["cam"]).is_file()
+    assert Path(bleed["cam"]).is_file() and Path(bleed["brain"]).is_file()
+    # a picture holds the brain window only: the other windows are not drawn from it
+    assert (
+        bleed["subdural"] is None
+        and bleed["soft"] is None
+        and "brain window only" in bleed["caption"]
+    )
 
 
 def test_wrong_inputs_get_one_line_errors_or_unsure(client, shared_data: Path) -> None:

@@ -98,12 +98,16 @@ def _view(study: Study, k: int, label: str) -> tuple:
     cam = overlay_heatmap(views[0], heat)
     verdict = study.verdicts[k]
     unsure = f"**Unsure: {verdict['reason']}.** " if verdict["unsure"] else ""
+    picture = ""
+    if hemorrhage.is_picture(image):  # only the brain window is in it: the others would mislead
+        views = [views[0], None, None]
+        picture = " A PNG/JPEG slice holds the brain window only; the other windows need DICOM."
     return (
         *views,
         _bars(study.labels, study.probs[k]),
         cam,
         f"{unsure}**Showing slice {k + 1} of {len(study.images)}** ({study.slice_label(k)}); "
-        f"Grad-CAM for **{label}**.",
+        f"Grad-CAM for **{label}**.{picture}",
     )
 
 
