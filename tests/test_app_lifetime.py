@@ -8,18 +8,15 @@ upload idle time (``WORKBENCH_UPLOAD_TTL``), so the sweep happens within the tes
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ARTIFACTS, ROOT, _free_port
+from tests.conftest import ARTIFACTS, ROOT
+from tests.conftest import serve as serve_app
 from tests.test_app_inputs import call, file_data, upload
 
 EXAMPLES = ROOT / "examples"
@@ -27,44 +24,10 @@ SHOTS = ARTIFACTS / "screenshots"
 TTL = 20  # s an upload may stay unused in the test app
 
 
-@contextmanager
-def serve(cache: Path, ttl: int = TTL) -> Iterator[tuple[subprocess.Popen, str]]:
+def serve(cache: Path, ttl: int = TTL):
     """``python app.py`` on a free port, its uploads under ``cache``, until the block ends."""
-    import urllib.request
-
-    port = _free_port()
-    env = {
-        **os.environ,
-        "GRADIO_ANALYTICS_ENABLED": "False",
-        "HF_HUB_OFFLINE": "1",
-        "GRADIO_TEMP_DIR": str(cache),
-        "WORKBENCH_UPLOAD_TTL": str(ttl),
-    }
-    ARTIFACTS.mkdir(exist_ok=True)
-    with open(ARTIFACTS / f"app_lifetime_{port}.log", "w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}/"
-        try:
-            deadline = time.monotonic() + 180
-            while True:
-                assert proc.poll() is None, f"app.py exited with {proc.returncode}"
-                assert time.monotonic() < deadline, "app.py did not answer within 180 s"
-                try:
-                    urllib.request.urlopen(url, timeout=2)
-                    break
-                except OSError:
-                    time.sleep(1)
-            yield proc, url
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+    env = {"GRADIO_TEMP_DIR": str(cache), "WORKBENCH_UPLOAD_TTL": str(ttl)}
+    return serve_app(env, f"app_lifetime_{cache.name}.log")
 
 
 @pytest.fixture(scope="module")
