@@ -143,15 +143,6 @@ def score(pred: np.ndarray, true: np.ndarray, records: list) -> dict[str, Any]:
     }
 
 
-def evaluate(
-    model: nn.Module, data: LGGSlices, batch_size: int = 16, min_voxels: int = 0
-) -> dict[str, Any]:
-    """Per-slice and per-patient-volume scores of ``model`` on ``data`` (slices in order),
-    after removing components under ``min_voxels`` voxels per patient volume."""
-    pred, true = predict_masks(model, data, batch_size)
-    return score(postprocess(pred, data.records, min_voxels), true, data.records)
-
-
 SPLIT_FILE = "split.json"  # the shipped fold's test and validation patients
 
 # Speck sizes tried for post-processing, in voxels at the model's input size.
@@ -258,8 +249,11 @@ def train(
             desc=f"fold {fold + 1}/{opts.folds}",
         )
         min_voxels = choose_min_voxels(result.model, dataset.view(val_idx), cfg.batch_size)
-        report = evaluate(result.model, dataset.view(test_idx), cfg.batch_size, min_voxels)
-        raw = evaluate(result.model, dataset.view(test_idx), cfg.batch_size)
+        test = dataset.view(test_idx)
+        pred, true = predict_masks(result.model, test, cfg.batch_size)
+        cleaned = postprocess(pred, test.records, min_voxels)
+        report = score(cleaned, true, test.records)
+        raw = score(pred, true, test.records)
         report.update(
             fold=fold,
             best_epoch=result.best_epoch,
@@ -282,7 +276,7 @@ def train(
                     "test_patients": patients([records[i] for i in test_idx]),
                     "val_patients": patients([records[i] for i in val_idx]),
                 },
-                "test": test_idx,
+                "test": (test, cleaned, true),
             }
     rows, flat = _fold_table(fold_reports)
     table = markdown_table(rows)
@@ -308,11 +302,7 @@ def train(
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / SPLIT_FILE).write_text(json.dumps(best["split"], indent=1) + "\n")
-    test = dataset.view(best["test"])
-    pred, true = predict_masks(best["model"], test, cfg.batch_size)
-    failures = plot_failures(
-        test, postprocess(pred, test.records, best["min_voxels"]), true, out / "failures.png"
-    )
+    failures = plot_failures(*best["test"], out / "failures.png")
     body = card_body(config, table, data_dir, data_note, failures)
     save_pretrained(
         best["model"],
