@@ -98,6 +98,7 @@ def test_predict_hemorrhage_on_a_zipped_series_gives_the_study_answer() -> None:
     answer = json.loads(proc.stdout)
     assert answer["source"] == "hemorrhage_phantom_series.zip" and answer["slices"] == 24
     assert len(answer["probabilities"]) == 6
+    assert {"unsure", "unsure_slices", "reason"} <= set(answer)  # as the tab's study summary
     assert_one_error_line(
         run_cli("predict", "contrast", series), "only hemorrhage and tumor_seg read a zip"
     )

@@ -96,11 +96,11 @@ def _segment_volume(bundle, path: Path, out: Path | None) -> dict:
 
 def _predict_series(bundle, path: Path) -> dict:
     """A zipped CT series: the study's answer (maximum over slices), as the tab gives it."""
-    from workbench.tasks.hemorrhage import probabilities, read_slices, study_summary
+    from workbench.tasks.hemorrhage import assess, read_slices, study_summary
 
     with tempfile.TemporaryDirectory(prefix="series_") as tmp:
         images, skipped = read_slices([path], Path(tmp))
-    summary = study_summary(bundle.labels, probabilities(bundle, images))
+    summary = study_summary(bundle.labels, *assess(bundle, images))
     return {"source": path.name, **summary, "skipped": skipped}
 
 
