@@ -140,7 +140,7 @@ def test_kaggle_3m_layout_is_labelled_by_mask_and_grouped_by_patient(tmp_path: P
     assert {s.label for s in samples} == {"tumor", "no_tumor"}
     assert len({s.group for s in samples}) == 2
     with pytest.raises(InputError, match="needs class folders"):
-        scan_dataset(root, get_label_map("contrast"))
+        scan_dataset(root, get_label_map("folder"))
 
 
 def test_one_class_is_not_a_dataset(tmp_path: Path) -> None:
@@ -240,6 +240,19 @@ def test_contrast_agent_turns_t1_into_t1c() -> None:
     assert header_contrast(header)["contrast"] == "T1C+"
     assert header_contrast({"SeriesDescription": "AX T1 POST GAD"})["contrast"] == "T1C+"
     assert header_contrast({"Modality": "MR"}) is None
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"RepetitionTime": 9000, "EchoTime": 120, "InversionTime": 2500},
+        {"SeriesDescription": "AX T2 DARK-FLUID"},
+        {"SeriesDescription": "t2_tirm_tra_dark-fluid"},
+        {"ProtocolName": "Ax FLAIR"},
+    ],
+)
+def test_header_rules_know_flair(header: dict) -> None:
+    assert header_contrast(header)["contrast"] == "FLAIR"
 
 
 def test_header_check_flags_disagreement(shared_data: Path) -> None:
@@ -510,3 +523,111 @@ def test_ensemble_folder_votes_through_the_cli(tmp_path: Path) -> None:
     votes = [v["label"] for v in row["votes"]]
     if votes[0] == votes[1]:  # a majority of two agreeing members decides
         assert row["label"] == votes[0]
+
+
+# --- several sources: LGG channels as contrasts, per-source splits, unseen patients -----------
+
+
+def write_lgg_patient(root: Path, patient: str, slices: int, repeat_t1: bool, seed: int) -> None:
+    """A kaggle_3m patient whose channels differ (pre T1, FLAIR, post T1), with the first slice
+    almost empty; ``repeat_t1`` copies FLAIR into the T1 channel (the dataset's missing T1)."""
+    from PIL import Image as PILImage
+
+    rng = np.random.default_rng(seed)
+    folder = root / patient
+    folder.mkdir(parents=True)
+    yy, xx = np.mgrid[:64, :64]
+    head = (yy - 32) ** 2 + (xx - 32) ** 2 < 26**2
+    for n in range(1, slices + 1):
+        image = np.zeros((64, 64, 3), np.uint8)
+        if n > 1:  # slice 1: no head in the frame
+            for c, level in enumerate((80, 200, 140)):
+                image[..., c] = np.where(head, level + rng.integers(0, 30, (64, 64)), 0)
+        if repeat_t1:
+            image[..., 0] = image[..., 1]
+        PILImage.fromarray(image).save(folder / f"{patient}_{n}.tif")
+        PILImage.fromarray(np.zeros((64, 64), np.uint8)).save(folder / f"{patient}_{n}_mask.tif")
+
+
+def test_lgg_channels_become_contrast_images_without_repeats_or_empty_slices(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "kaggle_3m"
+    write_lgg_patient(root, "TCGA_AA_0001_19990101", 4, repeat_t1=False, seed=0)
+    write_lgg_patient(root, "TCGA_BB_0002_19990101", 4, repeat_t1=True, seed=1)
+    samples = scan_dataset(root, get_label_map("contrast"))
+    by_patient = {
+        p: sorted((s.label, s.channel) for s in samples if s.group == p)
+        for p in {s.group for s in samples}
+    }
+    assert by_patient["TCGA_AA_0001_19990101"] == sorted(
+        [("T1", 0), ("FLAIR", 1), ("T1C+", 2)] * 3  # slices 2-4; slice 1 holds no head
+    )
+    assert by_patient["TCGA_BB_0002_19990101"] == sorted([("FLAIR", 1), ("T1C+", 2)] * 3)
+    image = load_image(samples[0].path).pixels[..., samples[0].channel]
+    cached = FolderImages(samples[:1], ["FLAIR", "T1", "T1C+"], Preprocess(size=(64, 64)), None)
+    assert torch.equal(cached.images[0][0], cached.images[0][2])  # one grey channel, repeated
+    assert image.ndim == 2
+
+
+def test_split_file_entries_may_name_a_patient_folder(tmp_path: Path) -> None:
+    from workbench.recipes.classifier import read_split_file
+
+    keys = ["a/x.jpg", "kaggle_3m/TCGA_A/TCGA_A_1.tif#1", "kaggle_3m/TCGA_B/TCGA_B_1.tif"]
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"val": ["a/x.jpg", "kaggle_3m/TCGA_A"]}))
+    assert read_split_file(split, keys) == {"a/x.jpg": "val", keys[1]: "val"}
+    split.write_text(json.dumps({"val": ["kaggle_3m/TCGA_Z"]}))
+    with pytest.raises(InputError, match="match no image"):
+        read_split_file(split, keys)
+
+
+def test_second_source_is_split_by_patient_and_unseen_patients_never_train(tmp_path: Path) -> None:
+    data = write_two_contrasts(tmp_path / "data", n=8, seed=3)
+    lgg = tmp_path / "kaggle_3m"
+    for i in range(6):
+        write_lgg_patient(lgg, f"TCGA_{'FG' if i < 2 else 'CS'}_{i:04d}_19990101", 3, False, i)
+    out = tmp_path / "model"
+    main(
+        "contrast",
+        [
+            *("--data", str(data), "--more-data", str(lgg), "--unseen", "^TCGA_FG_"),
+            *("--arch", "test_resnet", "--no-pretrained", "--size", "32", "--epochs", "1"),
+            *("--batch-size", "8", "--threads", "1", "--no-progress", "--val-fraction", "0.3"),
+            *("--out", str(out)),
+        ],
+    )
+    held = json.loads((out / "split.json").read_text())
+    assert {f.split("/")[2].split("_")[1] for f in held["unseen"]} == {"FG"}
+    lgg_val = {f.split("/")[1] for f in held["val"] if f.startswith("kaggle_3m/")}
+    assert lgg_val and all("_CS_" in p for p in lgg_val)  # the other source is held out too
+    assert any(not f.startswith("kaggle_3m/") for f in held["val"])
+    report = json.loads((out / "report.json").read_text())
+    rows = {(r["split"], r["source"]) for r in report["by_source"]}
+    assert rows == {("val", data.name), ("val", "kaggle_3m"), ("unseen", "kaggle_3m")}
+    config = json.loads((out / "config.json").read_text())
+    assert config["training"]["more_data"] == ["kaggle_3m"]
+    assert config["ood"]["fitted_on"]["heldout"] == config["metrics"]["images"]
+    # a patient's slices never straddle train and val: every val patient has all its images there
+    from workbench.recipes.classifier import split_samples
+
+    train, val = split_samples(out, data, [lgg])
+    assert not {s.group for s in train if s.group} & {s.group for s in val if s.group}
+    assert not any(s.group.startswith("TCGA_FG_") for s in train + val)
+
+
+def test_head_window_ignores_how_much_border_a_frame_has() -> None:
+    rng = np.random.default_rng(0)
+    head = rng.uniform(200, 1200, (48, 48)).astype(np.float32)
+    small = np.zeros((64, 64), np.float32)
+    small[8:56, 8:56] = head
+    big = np.zeros((256, 256), np.float32)
+    big[100:148, 100:148] = head * 16  # a 16-bit scanner frame: wide border, other units
+    from workbench.tasks.preprocess import scale_intensity
+
+    a = scale_intensity(small, 0.5, 99.5, True)[8:56, 8:56]
+    b = scale_intensity(big, 0.5, 99.5, True)[100:148, 100:148]
+    assert np.abs(a - b).max() < 1e-5
+    a0 = scale_intensity(small, 0.5, 99.5, False)[8:56, 8:56]
+    b0 = scale_intensity(big, 0.5, 99.5, False)[100:148, 100:148]
+    assert np.abs(a0 - b0).max() > 0.05  # the frame's percentiles depend on the border

@@ -350,12 +350,17 @@ def card_section(entry: dict[str, Any]) -> str:
         f"{entry['fitted_on']['train']} training images, k = {entry['k']}, is above "
         f"{entry['threshold']:.4f}, a threshold that keeps {entry['keep']:.0%} of "
         f"{entry['fitted_on']['heldout']} held-out images) or when the calibrated probability is "
-        f"under {entry['confidence_floor']}. Flag rates measured by `python bench/ood.py`:",
-        "",
-        "| images | n | flagged: unlike training | flagged in all |",
-        "|---|---|---|---|",
+        f"under {entry['confidence_floor']}.",
     ]
-    for name, row in entry.get("measured", {}).get("sets", {}).items():
+    sets = entry.get("measured", {}).get("sets", {})
+    if sets:
+        lines[-1] += " Flag rates measured by `python bench/ood.py`:"
+        lines += [
+            "",
+            "| images | n | flagged: unlike training | flagged in all |",
+            "|---|---|---|---|",
+        ]
+    for name, row in sets.items():
         lines.append(f"| {name} | {row['n']} | {row['ood']:.0%} | {row['unsure']:.0%} |")
     held = entry.get("measured", {}).get("heldout")
     if held:
@@ -381,33 +386,6 @@ def put_card_section(card: str, section: str) -> str:
     return card.rstrip("\n") + "\n\n" + section
 
 
-# --- the split a classifier folder was trained on --------------------------------------------
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".dcm")
-
-
-def split_images(
-    data: Path, split_file: Path, extra: Path | None = None
-) -> tuple[list[Path], list[Path]]:
-    """(training, held-out) images of a classifier folder's ``split.json`` (held-out names are
-    relative to ``data``; everything else under ``data``, and all of ``extra``, trained)."""
-    held_names = set(json.loads(Path(split_file).read_text())["val"])
-
-    def images(root: Path) -> list[Path]:
-        return sorted(
-            p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-        )
-
-    found = images(data)
-    held = [p for p in found if p.relative_to(data).as_posix() in held_names]
-    train = [p for p in found if p.relative_to(data).as_posix() not in held_names]
-    if extra is not None:
-        train += images(extra)
-    if len(held) != len(held_names):
-        raise SystemExit(f"{len(held_names) - len(held)} held-out files of {split_file} missing")
-    return train, held
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m workbench.ood", description="Fit a model folder's OOD statistics."
@@ -416,17 +394,28 @@ def main(argv: Sequence[str] | None = None) -> None:
     fit = sub.add_parser("fit", help="fit on the training images, threshold on held-out ones")
     fit.add_argument("task", help="task name (weights/<task>) or a model folder")
     fit.add_argument("--data", type=Path, required=True, help="the dataset split.json refers to")
+    fit.add_argument("--more-data", type=Path, nargs="*", default=[], help="its other sources")
     fit.add_argument("--extra-data", type=Path, help="a second dataset trained on (all of it)")
     fit.add_argument("--weights", type=Path, help="model folder (default weights/<task>)")
     fit.add_argument("--method", choices=METHODS, default=METHOD)
     fit.add_argument("--max-train", type=int, default=BANK_SIZE)
     args = parser.parse_args(argv)
+    from workbench.data.folders import sample_image
+    from workbench.recipes.classifier import split_samples
     from workbench.weights import weights_dir
 
     folder = args.weights or weights_dir() / args.task
-    train, held = split_images(args.data, folder / "split.json", args.extra_data)
+    train, held = split_samples(folder, args.data, args.more_data, args.extra_data)
+    to_input = classifier_input(json.loads((folder / "config.json").read_text())["preprocess"])
     torch.set_num_threads(2)
-    entry = fit_ood(folder, train, held, method=args.method, max_train=args.max_train)
+    entry = fit_ood(
+        folder,
+        train,
+        held,
+        prepare=lambda s: to_input(sample_image(s)),
+        method=args.method,
+        max_train=args.max_train,
+    )
     print(json.dumps(entry, indent=2))
 
 

@@ -28,9 +28,9 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 from tqdm.auto import tqdm
 
-from workbench.data.lgg import read_mask, scan_kaggle_3m
+from workbench.data.lgg import RandomBiasField, read_mask, scan_kaggle_3m, scanner_augment
 from workbench.errors import InputError
-from workbench.io import load_image
+from workbench.io import Image, load_image
 from workbench.tasks.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess, to_tensor
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".dcm"})
@@ -58,12 +58,15 @@ class LabelMap:
     """How a dataset's layout names classes.
 
     ``folder`` maps a class folder's name to its label (raising ``InputError`` for a folder it does
-    not know); ``mask`` gives the (empty, non-empty) labels when the task also accepts the LGG
-    ``kaggle_3m`` layout of slices with tumour masks.
+    not know). The LGG ``kaggle_3m`` layout is read two ways: ``mask`` gives the (empty,
+    non-empty) labels of its slices for detection, and ``sequences`` names its three channels
+    (pre-contrast T1, FLAIR, post-contrast T1), each then a grey image of that contrast.
     """
 
     folder: Callable[[str], str]
     mask: tuple[str, str] | None = None
+    mask_channels: tuple[int, ...] = ()  # with ``mask``: these channels also as grey images
+    sequences: tuple[str, ...] = ()  # kaggle_3m channels as labelled grey images (contrast)
 
 
 def _contrast(folder: str) -> str:
@@ -95,10 +98,17 @@ def _tumor(folder: str) -> str:
     )
 
 
+# kaggle_3m channel order (the dataset's README): pre-contrast T1, FLAIR, post-contrast T1.
+KAGGLE_3M_SEQUENCES = ("T1", "FLAIR", "T1C+")
+FLAIR_CHANNEL = 1
+
 LABEL_MAPS: dict[str, LabelMap] = {
     "folder": LabelMap(folder=lambda name: name),
-    "contrast": LabelMap(folder=_contrast),
-    "tumor_detect": LabelMap(folder=_tumor, mask=("no_tumor", "tumor")),
+    "contrast": LabelMap(folder=_contrast, sequences=KAGGLE_3M_SEQUENCES),
+    # the composite as the study trained on it, and its FLAIR alone: a user's one-series DICOM
+    "tumor_detect": LabelMap(
+        folder=_tumor, mask=("no_tumor", "tumor"), mask_channels=(FLAIR_CHANNEL,)
+    ),
 }
 
 
@@ -115,6 +125,8 @@ class Sample:
     path: Path
     label: str
     group: str = ""
+    channel: int = -1  # >= 0: only this channel of a colour file, as a grey image
+    source: str = ""  # the dataset folder it came from (cards report per source)
 
 
 def _is_kaggle_3m(root: Path) -> bool:
@@ -135,12 +147,55 @@ def scan_class_folders(root: Path, label_map: LabelMap) -> list[Sample]:
     return samples
 
 
-def scan_kaggle_3m_labels(root: Path, labels: tuple[str, str]) -> list[Sample]:
-    """LGG slices labelled by their mask (empty → ``labels[0]``), grouped by patient."""
-    return [
-        Sample(r.image, labels[int(read_mask(r.mask).any())], r.patient)
-        for r in scan_kaggle_3m(root)
-    ]
+def scan_kaggle_3m_labels(
+    root: Path, labels: tuple[str, str], channels: Sequence[int] = ()
+) -> list[Sample]:
+    """LGG slices labelled by their mask (empty → ``labels[0]``), grouped by patient: each
+    slice as stored, plus each of ``channels`` as a grey image where it holds brain."""
+    samples = []
+    for r in scan_kaggle_3m(root):
+        label = labels[int(read_mask(r.mask).any())]
+        samples.append(Sample(r.image, label, r.patient))
+        if channels and brain_fraction(load_image(r.image).pixels) >= MIN_BRAIN:
+            samples += [Sample(r.image, label, r.patient, c) for c in channels]
+    return samples
+
+
+MIN_BRAIN = 0.15  # share of the frame; the top and bottom slices of a volume hold less
+REPEAT_LEVELS = 2.0  # mean grey-level difference under which a channel repeats FLAIR
+
+
+def brain_fraction(pixels: np.ndarray) -> float:
+    """Share of the frame that is head rather than background (a tenth of the brightest)."""
+    grey = np.asarray(pixels, dtype=np.float32)
+    grey = grey.mean(axis=-1) if grey.ndim == 3 else grey
+    return float((grey > 0.1 * np.percentile(grey, 99.5)).mean())
+
+
+def scan_kaggle_3m_sequences(root: Path, sequences: Sequence[str]) -> list[Sample]:
+    """Each LGG channel as a grey image labelled with its sequence, grouped by patient.
+
+    Skipped, as the contrast study skipped them: slices with little head in the frame, and a
+    patient's channel that repeats FLAIR (the dataset's stand-in for a missing sequence; it is
+    compared over the patient's slices, since JPEG storage keeps copies from being identical).
+    """
+    by_patient: dict[str, list] = {}
+    for r in scan_kaggle_3m(root):
+        by_patient.setdefault(r.patient, []).append(r)
+    samples = []
+    for patient, records in by_patient.items():
+        pixels = [load_image(r.image).pixels for r in records]
+        kept = [i for i, p in enumerate(pixels) if brain_fraction(p) >= MIN_BRAIN]
+        for c, label in enumerate(sequences):
+            if c != FLAIR_CHANNEL and kept:
+                diff = [
+                    np.abs(pixels[i][..., c].astype(np.float32) - pixels[i][..., FLAIR_CHANNEL])
+                    for i in kept
+                ]
+                if float(np.median([d.mean() for d in diff])) < REPEAT_LEVELS:
+                    continue
+            samples += [Sample(records[i].image, label, patient, c) for i in kept]
+    return samples
 
 
 def scan_dataset(root: Path, label_map: LabelMap) -> list[Sample]:
@@ -149,11 +204,14 @@ def scan_dataset(root: Path, label_map: LabelMap) -> list[Sample]:
     if not root.is_dir():
         raise InputError(f"{root} is not a folder; give the folder holding one folder per class.")
     if _is_kaggle_3m(root):
-        if label_map.mask is None:
+        if label_map.mask is not None:
+            samples = scan_kaggle_3m_labels(root, label_map.mask, label_map.mask_channels)
+        elif label_map.sequences:
+            samples = scan_kaggle_3m_sequences(root, label_map.sequences)
+        else:
             raise InputError(
                 f"{root} is a kaggle_3m segmentation layout; this task needs class folders."
             )
-        samples = scan_kaggle_3m_labels(root, label_map.mask)
     else:
         samples = scan_class_folders(root, label_map)
     if len({s.label for s in samples}) < 2:
@@ -268,6 +326,16 @@ AUGMENTS: dict[str, Callable[[], v2.Transform | None]] = {
             v2.RandomAdjustSharpness(2.0, p=0.25),
         ]
     ),
+    # what scanners vary, for models that must read any scanner's slice: rotation, field of view
+    # (scale), coil shading (bias field), tone curve, contrast, resolution (blur) and noise
+    "scanner": lambda: v2.Compose(
+        [
+            v2.RandomAffine(degrees=15, translate=(0.05, 0.05), scale=(0.8, 1.2)),
+            v2.ToDtype(torch.float32, scale=True),
+            RandomBiasField(),
+            scanner_augment(),
+        ]
+    ),
 }
 
 
@@ -281,10 +349,18 @@ NORM_MEAN = torch.tensor(IMAGENET_MEAN).view(-1, 1, 1)
 NORM_STD = torch.tensor(IMAGENET_STD).view(-1, 1, 1)
 
 
-def decode(path: Path, prep: Preprocess) -> torch.Tensor:
-    """One file → (C, H, W) uint8 at ``prep.size``: :func:`to_tensor` without its normalisation,
-    so the cache matches what an upload goes through, to 1/255."""
-    t = to_tensor(load_image(path).pixels, replace(prep, imagenet_norm=False))
+def sample_image(sample: Sample) -> Image:
+    """A sample's file as loaded, its ``channel`` taken alone, as a one-sequence upload arrives."""
+    image = load_image(sample.path)
+    if sample.channel < 0:
+        return image
+    return replace(image, pixels=image.pixels[..., sample.channel])
+
+
+def decode(sample: Sample, prep: Preprocess) -> torch.Tensor:
+    """One sample → (C, H, W) uint8 at ``prep.size``: :func:`to_tensor` without its
+    normalisation, so the cache matches what an upload goes through, to 1/255."""
+    t = to_tensor(sample_image(sample).pixels, replace(prep, imagenet_norm=False))
     return (t * 255).round().clamp(0, 255).to(torch.uint8)
 
 
@@ -319,7 +395,7 @@ class FolderImages(Dataset):
             key = json.dumps(
                 [self.prep.to_dict()]
                 + [
-                    [str(s.path), s.path.stat().st_size, s.path.stat().st_mtime]
+                    [str(s.path), s.channel, s.path.stat().st_size, s.path.stat().st_mtime]
                     for s in self.samples
                 ]
             )
@@ -327,10 +403,7 @@ class FolderImages(Dataset):
             if cache.is_file():
                 return load_file(str(cache))["images"]
         images = torch.stack(
-            [
-                decode(s.path, self.prep)
-                for s in tqdm(self.samples, desc="decode", disable=not progress)
-            ]
+            [decode(s, self.prep) for s in tqdm(self.samples, desc="decode", disable=not progress)]
         )
         if cache is not None:
             cache.parent.mkdir(parents=True, exist_ok=True)
@@ -354,7 +427,7 @@ class FolderImages(Dataset):
         x = self.images[self.index[i]]
         if self.augment is not None:
             x = self.augment(x)
-        x = x.float() / 255
+        x = x.float() / 255 if x.dtype == torch.uint8 else x  # some augmentations end in float
         if self.prep.imagenet_norm:
             c = self.prep.channels
             x = (x - NORM_MEAN[:c]) / NORM_STD[:c]

@@ -120,6 +120,24 @@ class RandomGamma:
         return v2.functional.adjust_gamma(x, gamma)
 
 
+class RandomBiasField:
+    """Multiply [0, 1] intensities by a smooth random field, as coil sensitivity shades an MR
+    image. MONAI's ``RandBiasField`` does this too, but MONAI is not a dependency for one
+    transform: here a 3×3 grid of log-gains, bicubically upsampled."""
+
+    def __init__(self, strength: float = 0.3, p: float = 0.5) -> None:
+        self.strength, self.p = strength, p
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.rand(()) >= self.p:
+            return x
+        grid = (torch.rand(1, 1, 3, 3) * 2 - 1) * self.strength
+        field = torch.nn.functional.interpolate(
+            grid, size=x.shape[-2:], mode="bicubic", align_corners=True
+        )[0]
+        return (x * field.exp()).clamp(0, 1)
+
+
 def segmentation_augment(rotation: float = 15.0) -> v2.Compose:
     """The study's geometric augmentation: rotation, flips, shift and scale (image and mask)."""
     return v2.Compose(

@@ -12,8 +12,10 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,7 @@ from workbench.data.folders import (
 )
 from workbench.errors import InputError
 from workbench.models import Ensemble, build_model
+from workbench.ood import card_section, fit_ood, put_card_section
 from workbench.recipes.classifier_report import write_report
 from workbench.recipes.classifier_tasks import CLASSIFIER_TASKS, ClassifierOptions, ClassifierTask
 from workbench.scripts import dataclass_from_args, finish, preset_parser
@@ -53,7 +56,7 @@ SPLIT_NAMES = ("train", "val", "test")
 SPLIT_FILE = "split.json"
 # Machine paths, not part of the recipe, so not stored with the weights; ``--report-only`` takes
 # them from its own flags.
-LOCAL_OPTIONS = ("cache_dir", "work_dir", "split_file", "extra_data")
+LOCAL_OPTIONS = ("cache_dir", "work_dir", "split_file", "extra_data", "more_data")
 
 
 def member_spec(arch: str, opts: ClassifierOptions, num_classes: int, pretrained: bool) -> dict:
@@ -89,30 +92,34 @@ def model_spec(opts: ClassifierOptions, num_classes: int) -> dict:
 
 @dataclass
 class PreparedData:
-    """The decoded dataset and its split (index arrays into ``data``)."""
+    """The decoded dataset and its split (index arrays into ``data``).
 
-    root: Path  # the dataset folder the samples' paths start with
+    Samples come in order: ``--data``, each ``--more-data`` folder (both split, by patient where
+    the layout names patients), then ``--extra-data`` (training only).
+    """
+
+    root: Path  # --data
     data: FolderImages
     splits: dict[str, np.ndarray]
-    groups: np.ndarray  # near-duplicate group of each image of the main dataset
+    groups: np.ndarray  # near-duplicate group of each split image (all but --extra-data)
+    keys: list[str]  # each image's name in split.json and cards
     conflicts: list[list[int]] = field(default_factory=list)  # identical images, differing labels
-    extra_root: Path | None = None  # --extra-data: its images follow the main ones, all train
+    extra_root: Path | None = None  # --extra-data: its images follow the others, all train
+    more_roots: list[Path] = field(default_factory=list)
 
     @property
     def extra_count(self) -> int:
         """``--extra-data`` images in training (near-copies of held-out ones are left out)."""
         return int((self.splits["train"] >= len(self.groups)).sum())
 
-    def relative(self, i: int) -> str:
-        """A sample's name in cards and ``split.json``; extra images start with their folder."""
-        if i < len(self.groups) or self.extra_root is None:
-            return split_key(self.data.samples[i], self.root)
-        return f"{self.extra_root.name}/{split_key(self.data.samples[i], self.extra_root)}"
+    def source_count(self, root: Path) -> int:
+        """Images of one split source (``--data`` or a ``--more-data`` folder)."""
+        return sum(s.source == root.name for s in self.data.samples[: len(self.groups)])
 
     def held_out_files(self) -> dict[str, list[str]]:
         """The ``split.json`` content: file names of every split but ``train`` (the rest)."""
         return {
-            name: [self.relative(int(i)) for i in idx]
+            name: [self.keys[int(i)] for i in idx]
             for name, idx in self.splits.items()
             if name != "train"
         }
@@ -129,7 +136,7 @@ class PreparedData:
         split_of = {int(i): name for name, idx in self.splits.items() for i in idx}
         return [
             {
-                "images": [self.relative(i) for i in idx],
+                "images": [self.keys[i] for i in idx],
                 "labels": [self.data.samples[i].label for i in idx],
                 "split": split_of[idx[0]],
             }
@@ -147,8 +154,48 @@ def _subsample(samples: list[Sample], per_class: int, seed: int) -> list[Sample]
     rng = random.Random(seed)
     return sorted(
         (s for group in by_class.values() for s in rng.sample(group, min(per_class, len(group)))),
-        key=lambda s: (s.label, str(s.path)),
+        key=lambda s: (s.label, str(s.path), s.channel),
     )
+
+
+def split_key(sample: Sample, root: Path, prefix: str = "") -> str:
+    """How ``split.json`` names a sample: its path under its dataset folder (after the folder's
+    name for every dataset but ``--data``), and ``#<channel>`` for one channel of a file."""
+    key = prefix + sample.path.relative_to(root).as_posix()
+    return key if sample.channel < 0 else f"{key}#{sample.channel}"
+
+
+def source_keys(roots: Sequence[Path], sources: Sequence[list[Sample]]) -> list[str]:
+    """The split keys of the samples of each source folder, in order (the first unprefixed)."""
+    return [
+        split_key(s, r, "" if k == 0 else f"{r.name}/")
+        for k, (r, src) in enumerate(zip(roots, sources, strict=True))
+        for s in src
+    ]
+
+
+def split_samples(
+    folder: Path, data: Path, more: Sequence[Path] = (), extra: Path | None = None
+) -> tuple[list[Sample], list[Sample]]:
+    """(training, held-out) samples of a trained classifier folder, from its ``split.json`` over
+    the same data folders it was trained on: for refitting its OOD statistics or measuring it
+    without training again."""
+    config = json.loads((Path(folder) / CONFIG_NAME).read_text())
+    task, opts = CLASSIFIER_TASKS[config["task"]], ClassifierOptions()
+    roots = [Path(data), *map(Path, more)]
+    sources = [_scan(r, task, opts, 0) for r in roots]
+    keys = source_keys(roots, sources)
+    where = read_split_file(Path(folder) / SPLIT_FILE, keys)
+    held_name = "test" if "test" in where.values() else "val"
+    samples = [s for src in sources for s in src]
+    held = [s for s, k in zip(samples, keys, strict=True) if where.get(k) == held_name]
+    train = [s for s, k in zip(samples, keys, strict=True) if k not in where]
+    return train + (_scan(extra, task, opts, 0) if extra else []), held
+
+
+def _scan(root: Path, task: ClassifierTask, opts: ClassifierOptions, seed: int) -> list[Sample]:
+    samples = scan_dataset(root, get_label_map(task.label_map))
+    return [replace(s, source=root.name) for s in _subsample(samples, opts.max_per_class, seed)]
 
 
 def prepare(
@@ -156,20 +203,24 @@ def prepare(
 ) -> PreparedData:
     """Scan, decode once, and split ``train``/``val`` (/``test``) by near-duplicate group.
 
-    ``--extra-data`` images are appended after the main ones and go to ``train``: a second
-    source widens what the model sees while the held-out split stays comparable across runs.
-    Any within ``dup_distance`` of a held-out image is left out, as it would leak that image.
+    Every source (``--data`` and each ``--more-data`` folder) is split on its own, stratified by
+    class, so each is represented in every split and reported apart; a ``--split-file`` fixes the
+    split of the sources it names. ``--unseen`` patients are held out whole (the ``unseen``
+    split): a source the model never saw. ``--extra-data`` images are appended after the others
+    and go to ``train``, leaving out any within ``dup_distance`` of a held-out image.
     """
-    label_map = get_label_map(task.label_map)
-    samples = _subsample(scan_dataset(data_dir, label_map), opts.max_per_class, seed)
+    roots = [Path(data_dir), *opts.more_roots]
+    sources = [_scan(r, task, opts, seed) for r in roots]
     extra_root = Path(opts.extra_data) if opts.extra_data else None
-    extra = (
-        _subsample(scan_dataset(extra_root, label_map), opts.max_per_class, seed)
-        if extra_root
-        else []
-    )
+    extra = _scan(extra_root, task, opts, seed) if extra_root else []
+    samples = [s for src in sources for s in src]
+    keys = source_keys(roots, sources)
+    if extra_root:
+        keys += [split_key(s, extra_root, f"{extra_root.name}/") for s in extra]
     classes = sorted({s.label for s in samples + extra})
-    prep = Preprocess(size=(opts.size, opts.size), channels=3, imagenet_norm=True)
+    prep = Preprocess(
+        size=(opts.size, opts.size), channels=3, imagenet_norm=True, foreground=opts.foreground
+    )
     data = FolderImages(
         samples + extra, classes, prep, cache_dir=opts.cache_dir or None, progress=progress
     )
@@ -177,15 +228,29 @@ def prepare(
     groups = near_duplicate_groups(
         bits[: len(samples)], opts.dup_distance, [s.group for s in samples]
     )
+    stored = read_split_file(Path(opts.split_file), keys[: len(samples)]) if opts.split_file else {}
+    side = np.array([stored.get(k, "") for k in keys[: len(samples)]], dtype=object)
+    unseen = re.compile(opts.unseen) if opts.unseen else None
     fractions = [1 - opts.val_fraction - opts.test_fraction, opts.val_fraction]
     if opts.test_fraction:
         fractions.append(opts.test_fraction)
-    labels = [s.label for s in samples]
-    if opts.split_file:
-        splits = stored_split(Path(opts.split_file), data_dir, samples)
-    else:
-        parts = stratified_group_split(labels, groups, fractions, seed)
-        splits = dict(zip(SPLIT_NAMES, parts, strict=False))
+    start = 0
+    for src in sources:
+        idx = np.arange(start, start + len(src))
+        start += len(src)
+        named = any(side[idx])  # the split file names this source's held-out images
+        if unseen is not None:
+            side[[i for i in idx if unseen.search(samples[i].group)]] = "unseen"
+        if named:
+            side[idx[side[idx] == ""]] = "train"
+            continue
+        idx = idx[side[idx] == ""]
+        labels = [samples[i].label for i in idx]
+        parts = stratified_group_split(labels, groups[idx], fractions, seed)
+        for name, part in zip(SPLIT_NAMES, parts, strict=False):
+            side[idx[part]] = name
+    names = [n for n in (*SPLIT_NAMES, "unseen") if n == "train" or (side == n).any()]
+    splits = {n: np.nonzero(side == n)[0] for n in names}
     extra_idx = np.arange(len(samples), len(data))
     held = np.concatenate([idx for name, idx in splits.items() if name != "train"])
     if len(extra_idx) and len(held):
@@ -193,30 +258,34 @@ def prepare(
         extra_idx = extra_idx[~near]
     splits["train"] = np.concatenate([splits["train"], extra_idx])
     conflicts = label_conflicts(data.images, [s.label for s in data.samples])
-    return PreparedData(data_dir, data, splits, groups, conflicts, extra_root)
+    return PreparedData(
+        Path(data_dir), data, splits, groups, keys, conflicts, extra_root, roots[1:]
+    )
 
 
-def split_key(sample: Sample, root: Path) -> str:
-    """How ``split.json`` names a sample: its path under the dataset folder."""
-    return sample.path.relative_to(root).as_posix()
-
-
-def stored_split(path: Path, root: Path, samples: list[Sample]) -> dict[str, np.ndarray]:
-    """The split a ``split.json`` names (its held-out files; every other sample trains)."""
+def read_split_file(path: Path, keys: list[str]) -> dict[str, str]:
+    """Split name of each key a ``split.json`` holds out. Entries are file keys, or folders
+    (a patient: ``kaggle_3m/TCGA_CS_4941_19960909``) holding out everything under them."""
     try:
         held = json.loads(path.read_text())
     except (OSError, ValueError) as err:
         raise InputError(f"cannot read the split file {path}: {err}") from None
-    where = {f: name for name, files in held.items() for f in files}
-    index = {split_key(s, root): i for i, s in enumerate(samples)}
-    unknown = [f for f in where if f not in index]
+    where = {entry: name for name, entries in held.items() for entry in entries}
+    out, used = {}, set()
+    for key in keys:
+        parts = key.split("#")[0].split("/")
+        for entry in (key, *("/".join(parts[:n]) for n in range(len(parts) - 1, 0, -1))):
+            if entry in where:
+                out[key] = where[entry]
+                used.add(entry)
+                break
+    unknown = [e for e in where if e not in used]
     if unknown:
         raise InputError(
-            f"{len(unknown)} held-out files of {path} (e.g. {unknown[0]!r}) are not in {root}; "
-            "the split file was made for other data."
+            f"{len(unknown)} held-out entries of {path} (e.g. {unknown[0]!r}) match no image of "
+            "the data; the split file was made for other data."
         )
-    side = np.array([where.get(f, "train") for f in index])
-    return {name: np.nonzero(side == name)[0] for name in ("train", *held)}
+    return out
 
 
 def loss_for(opts: ClassifierOptions, targets: torch.Tensor, num_classes: int) -> nn.Module:
@@ -363,10 +432,12 @@ def train(
         "preprocess": prepared.data.prep.to_dict(),
         "training": {
             "data": data_dir.name,
-            "data_description": task.data_description(data_dir, len(prepared.groups))
+            "data_description": task.data_description(data_dir, prepared.source_count(data_dir))
+            + more_description(prepared)
             + extra_description(prepared),
             "images": len(prepared.data),
             **({"extra_data": prepared.extra_root.name} if prepared.extra_root else {}),
+            **({"more_data": [r.name for r in prepared.more_roots]} if prepared.more_roots else {}),
             "split_counts": {k: len(v) for k, v in prepared.splits.items()},
             "near_duplicate_groups": len(set(prepared.groups.tolist())),
             "members": members,
@@ -382,6 +453,28 @@ def train(
     }
     save_pretrained(model, config, out, "", dtype=torch.float16)
     return report(out, prepared, task)
+
+
+def more_description(prepared: PreparedData) -> str:
+    """The card's mention of ``--more-data`` sources and of ``--unseen`` patients."""
+    text = "".join(
+        f"; {r.name}: {prepared.source_count(r)} images (`--more-data`, split on its own"
+        + (
+            ", by patient"
+            if any(s.group for s in prepared.data.samples if s.source == r.name)
+            else ""
+        )
+        + ")"
+        for r in prepared.more_roots
+    )
+    unseen = prepared.splits.get("unseen", ())
+    if len(unseen):
+        patients = sorted({prepared.data.samples[i].group for i in unseen})
+        text += (
+            f"; {len(unseen)} images of {len(patients)} patients (`--unseen`) never trained on, "
+            "reported apart as a held-out source"
+        )
+    return text
 
 
 def extra_description(prepared: PreparedData) -> str:
@@ -403,16 +496,37 @@ def evaluate(model: nn.Module, view: FolderImages, batch_size: int = 64) -> torc
 
 
 def report(out: Path, prepared: PreparedData, task: ClassifierTask) -> dict[str, Any]:
-    """Evaluate the model folder as saved (float16 weights included) on the held-out split and
-    write metrics, pictures and the card into it."""
+    """Evaluate the model folder as saved (float16 weights included) on the held-out split (and
+    on ``--unseen`` patients), write metrics, pictures and the card into it, and fit its
+    out-of-distribution statistics on the same split."""
     bundle = load_folder(out, f"local: {out}", torch.device("cpu"))
     held = "test" if "test" in prepared.splits else "val"
-    view = prepared.data.view(prepared.splits[held])
-    probs = evaluate(bundle.model, view)
+    parts = {
+        name: prepared.data.view(prepared.splits[name])
+        for name in (held, "unseen")
+        if name in prepared.splits
+    }
+    probs = {name: evaluate(bundle.model, view) for name, view in parts.items()}
     (out / SPLIT_FILE).write_text(json.dumps(prepared.held_out_files(), indent=1) + "\n")
-    return write_report(
-        out, bundle.config, probs, view, held, prepared.counts(), task, prepared.conflict_records()
+    result = write_report(
+        out,
+        bundle.config,
+        probs,
+        parts,
+        held,
+        prepared.counts(),
+        task,
+        prepared.conflict_records(),
     )
+    result["ood"] = fit_ood(
+        out,
+        prepared.splits["train"].tolist(),
+        prepared.splits[held].tolist(),
+        prepare=lambda i: prepared.data[i][0],
+    )
+    card = out / "README.md"
+    card.write_text(put_card_section(card.read_text(), card_section(result["ood"])))
+    return result
 
 
 def parse(task: ClassifierTask, argv: list[str] | None) -> argparse.Namespace:
@@ -437,6 +551,11 @@ def main(task_name: str, argv: list[str] | None = None) -> dict[str, Any]:
             raise InputError(
                 f"{args.out} was also trained on {saved['extra_data']}; give that folder again "
                 "with --extra-data so the card's identical-image check covers it too."
+            )
+        if saved.get("more_data") and not opts.more_data:
+            raise InputError(
+                f"{args.out} was also trained and tested on {', '.join(saved['more_data'])}; "
+                "give those folders again with --more-data."
             )
         stored = {k: v for k, v in saved["options"].items() if k not in LOCAL_OPTIONS}
         opts = replace(opts, **stored)

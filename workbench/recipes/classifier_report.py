@@ -239,23 +239,56 @@ def targets_text(task: ClassifierTask, metrics: dict[str, float]) -> str:
     return "Project targets on this held-out split:\n" + "\n".join(lines)
 
 
+def source_rows(
+    config: dict[str, Any], probs: dict[str, torch.Tensor], views: dict[str, FolderImages]
+) -> list[dict[str, Any]]:
+    """Accuracy of the shipped model per split and source folder, with each class's recall:
+    where one source (a scanner, an institution) is weak, the pooled figure hides it."""
+    labels, rows = config["labels"], []
+    for split, view in views.items():
+        final = list(predictions(probs[split], config).values())
+        pred = final[len(member_names(config))] if len(final) > 1 else final[0]
+        y_pred, y_true = pred.argmax(-1).numpy(), view.targets.numpy()
+        sources = np.array([s.source for s in view.samples])
+        for src in sorted(set(sources)):
+            keep = sources == src
+            recall = [
+                f"{labels[c]} {(y_pred[keep & (y_true == c)] == c).mean():.3f}"
+                for c in sorted(set(y_true[keep]))
+            ]
+            rows.append(
+                {
+                    "split": split,
+                    "source": src,
+                    "images": int(keep.sum()),
+                    "accuracy": float((y_pred[keep] == y_true[keep]).mean()),
+                    "recall per class": ", ".join(recall),
+                }
+            )
+    return rows
+
+
 def write_report(
     out: Path,
     config: dict[str, Any],
-    probs: torch.Tensor,
-    view: FolderImages,
+    all_probs: dict[str, torch.Tensor],
+    views: dict[str, FolderImages],
     held: str,
     counts: dict[str, dict[str, int]],
     task: ClassifierTask,
     conflicts: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
-    """Fit each network's temperature on the held-out ``view`` and score every model there with
+    """Fit each network's temperature on the held-out split and score every model there with
     the scaled probabilities; write ``confusion.png``, ``calibration.png`` (and ``gallery.png``
     for binary tasks), the metrics and temperatures into ``config.json`` and the card into
-    ``README.md``. ``conflicts`` are the identical images filed under different labels."""
+    ``README.md``. ``all_probs`` and ``views`` hold the ``held`` split and any other scored one
+    (``unseen``); ``conflicts`` are the identical images filed under different labels."""
     labels = config["labels"]
+    view = views[held]
     y_true = view.targets.numpy()
-    calibration, probs, before, after = calibrate(probs, y_true, held)
+    calibration, probs, before, after = calibrate(all_probs[held], y_true, held)
+    temperature = torch.tensor(calibration["temperature"]).view(-1, 1)
+    by_source = source_rows(config, {k: scale(v, temperature) for k, v in all_probs.items()}, views)
     reliability_png(before, after, out / "calibration.png", f"{config['title']}: {held} split")
     preds = predictions(probs, config)
     summaries = {
@@ -288,7 +321,9 @@ def write_report(
         "metrics": {**metrics, "split": held, "images": len(view)},
     }
     (out / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
-    body = card_body(config, task, summaries, final, groups, gallery, counts, held, conflicts)
+    body = card_body(
+        config, task, summaries, final, groups, gallery, counts, held, conflicts, by_source
+    )
     card = render_card(
         CardInfo(
             title=config["title"],
@@ -311,6 +346,7 @@ def write_report(
         "summaries": summaries,
         "final": final,
         "by_group": groups,
+        "by_source": by_source,
         "gallery": gallery,
         "metrics": metrics,
         "label_conflicts": list(conflicts),
@@ -351,6 +387,7 @@ def card_body(
     counts: dict[str, dict[str, int]],
     held: str,
     conflicts: Sequence[dict[str, Any]] = (),
+    by_source: Sequence[dict[str, Any]] = (),
 ) -> str:
     t, opts, recipe = (
         config["training"],
@@ -383,6 +420,13 @@ def card_body(
     ]
     if groups:
         sections += [f"### Accuracy by {task.by_group[0]}", markdown_table(groups, "{:.4f}")]
+    if len(by_source) > 1:
+        sections += [
+            f"### By source ({final})",
+            "Each source folder's held-out images apart; `unseen` rows are patients of "
+            "institutions held out whole (`--unseen`), never trained on, early stopping included.",
+            markdown_table(list(by_source), "{:.4f}"),
+        ]
     sections += [
         f"### Per class ({final}), worst F1 first",
         markdown_table(per_class_rows(s), "{:.3f}"),

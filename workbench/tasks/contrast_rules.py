@@ -83,7 +83,7 @@ HEADER_RULES: tuple[HeaderRule, ...] = (
         "T2", "long TR and TE (TR ≥ 2000, TE ≥ 60 ms)", _physics((2000, INF), (60, INF), None)
     ),
     HeaderRule("T1", "short TR and TE (TR < 1000, TE < 30 ms)", _physics((0, 1000), (0, 30), None)),
-    HeaderRule("FLAIR", "series name says FLAIR", _named(r"flair")),
+    HeaderRule("FLAIR", "series name says FLAIR (or dark fluid)", _named(r"flair|dark.?fluid")),
     HeaderRule("T2", "series name says T2", _named(r"t2(?!\*)")),
     HeaderRule(
         "T1",

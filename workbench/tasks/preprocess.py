@@ -25,6 +25,7 @@ class Preprocess:
     imagenet_norm: bool = False  # ImageNet mean/std after scaling to [0, 1] (pretrained encoders)
     low_pct: float = 0.5  # robust intensity window: percentiles mapped to 0 and 1
     high_pct: float = 99.5
+    foreground: bool = False  # percentiles of the head only, not of the whole frame
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -36,14 +37,32 @@ class Preprocess:
         return cls(**d)
 
 
-def scale_intensity(pixels: np.ndarray, low_pct: float, high_pct: float) -> np.ndarray:
-    """Map each channel's robust range to [0, 1]: MR has no absolute units, CT/8-bit differ."""
+FOREGROUND_LEVEL = 0.05  # of the frame's range above its minimum: air and padding fall below
+
+
+def scale_intensity(
+    pixels: np.ndarray, low_pct: float, high_pct: float, foreground: bool = False
+) -> np.ndarray:
+    """Map each channel's robust range to [0, 1]: MR has no absolute units, CT/8-bit differ.
+
+    With ``foreground`` the percentiles are taken over the head alone, so a 16-bit scanner frame
+    with a wide black border and an 8-bit JPEG cropped to the skull reach the same window.
+    """
     x = np.nan_to_num(np.asarray(pixels, dtype=np.float32))
     if x.ndim == 2:
         x = x[..., None]
-    lo = np.percentile(x, low_pct, axis=(0, 1), keepdims=True)
-    hi = np.percentile(x, high_pct, axis=(0, 1), keepdims=True)
-    return np.clip((x - lo) / np.maximum(hi - lo, 1e-6), 0.0, 1.0)
+    out = np.empty_like(x)
+    for c in range(x.shape[-1]):
+        v = x[..., c]
+        if foreground:
+            low, top = float(v.min()), float(np.percentile(v, 99.9))
+            head = v[v > low + FOREGROUND_LEVEL * (top - low)]
+            v_stats = head if head.size >= 0.01 * v.size else v
+        else:
+            v_stats = v
+        lo, hi = np.percentile(v_stats, (low_pct, high_pct))
+        out[..., c] = (v - lo) / max(hi - lo, 1e-6)
+    return np.clip(out, 0.0, 1.0)
 
 
 def match_channels(x: np.ndarray, channels: int) -> np.ndarray:
@@ -57,7 +76,8 @@ def match_channels(x: np.ndarray, channels: int) -> np.ndarray:
 
 def to_tensor(pixels: np.ndarray, prep: Preprocess) -> torch.Tensor:
     """(H, W[, C]) pixels in any units → (C, H, W) float tensor at ``prep.size``."""
-    x = match_channels(scale_intensity(pixels, prep.low_pct, prep.high_pct), prep.channels)
+    x = scale_intensity(pixels, prep.low_pct, prep.high_pct, prep.foreground)
+    x = match_channels(x, prep.channels)
     t = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
     t = F.interpolate(
         t[None], size=prep.size, mode="bilinear", antialias=True, align_corners=False
