@@ -604,7 +604,8 @@ def test_second_source_is_split_by_patient_and_unseen_patients_never_train(tmp_p
     assert any(not f.startswith("kaggle_3m/") for f in held["val"])
     report = json.loads((out / "report.json").read_text())
     rows = {(r["split"], r["source"]) for r in report["by_source"]}
-    assert rows == {("val", data.name), ("val", "kaggle_3m"), ("unseen", "kaggle_3m")}
+    lgg_rows = "kaggle_3m, one channel"
+    assert rows == {("val", data.name), ("val", lgg_rows), ("unseen", lgg_rows)}
     config = json.loads((out / "config.json").read_text())
     assert config["training"]["more_data"] == ["kaggle_3m"]
     assert config["ood"]["fitted_on"]["heldout"] == config["metrics"]["images"]

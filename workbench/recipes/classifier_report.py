@@ -249,7 +249,9 @@ def source_rows(
         final = list(predictions(probs[split], config).values())
         pred = final[len(member_names(config))] if len(final) > 1 else final[0]
         y_pred, y_true = pred.argmax(-1).numpy(), view.targets.numpy()
-        sources = np.array([s.source for s in view.samples])
+        sources = np.array(
+            [s.source if s.channel < 0 else f"{s.source}, one channel" for s in view.samples]
+        )
         for src in sorted(set(sources)):
             keep = sources == src
             recall = [
@@ -423,8 +425,10 @@ def card_body(
     if len(by_source) > 1:
         sections += [
             f"### By source ({final})",
-            "Each source folder's held-out images apart; `unseen` rows are patients of "
-            "institutions held out whole (`--unseen`), never trained on, early stopping included.",
+            "Each source folder's held-out images apart (`one channel`: one sequence of the "
+            "LGG slices alone, as a grey image, the way a single DICOM series arrives); `unseen` "
+            "rows are patients of institutions held out whole (`--unseen`), never trained on, "
+            "early stopping included.",
             markdown_table(list(by_source), "{:.4f}"),
         ]
     sections += [
