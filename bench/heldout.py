@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone, no install
 
 from workbench import weights
 from workbench.cards import markdown_table

@@ -26,7 +26,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 EX = ROOT / "examples"
 
 # endpoint → (arguments, index of the JSON output that must match the reference)

@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 EXAMPLE_GLOBS = {
     "tumor_seg": "tumor_seg_phantom_1.tif",

@@ -27,15 +27,14 @@ import torch
 from safetensors.numpy import load_file, save_file
 from sklearn.metrics import roc_auc_score
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from workbench import ood
+from workbench.data.folders import get_label_map
+from workbench.io import Image, load_image
+from workbench.recipes.classifier_tasks import CLASSIFIER_TASKS
+from workbench.tasks.classify import calibrated
+from workbench.weights import load_folder
 
-from workbench import ood  # noqa: E402
-from workbench.data.folders import get_label_map  # noqa: E402
-from workbench.io import Image, load_image  # noqa: E402
-from workbench.recipes.classifier_tasks import CLASSIFIER_TASKS  # noqa: E402
-from workbench.tasks.classify import calibrated  # noqa: E402
-from workbench.weights import load_folder  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 DATA = ROOT.parent / "shared" / "data"
 SETS = DATA / "datasets"

@@ -17,14 +17,12 @@ import numpy as np
 import PIL.Image
 from skimage import data as skdata
 
+from workbench import ood
+from workbench.data.rsna import scan_rsna
+from workbench.tasks.hemorrhage import THRESHOLD, assess, read_ct
+from workbench.weights import load_folder
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run from a clone, no install
-
-from workbench import ood  # noqa: E402
-from workbench.data.rsna import scan_rsna  # noqa: E402
-from workbench.tasks.hemorrhage import THRESHOLD, assess, read_ct  # noqa: E402
-from workbench.weights import load_folder  # noqa: E402
-
 SHARED = ROOT.parent / "shared" / "data"
 
 

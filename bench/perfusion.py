@@ -24,13 +24,9 @@ oSVD deconvolution of the whole series takes 0.53 s of wall clock: the 1 s goal 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone, no install
 
 from workbench.errors import WeightsNotFoundError
 from workbench.perfusion import PerfusionConfig, compute_maps

@@ -21,8 +21,6 @@ from pathlib import Path
 import numpy as np
 import pydicom
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from workbench.data.lgg import read_mask, scan_kaggle_3m
 from workbench.io.deid import deidentify
 from workbench.phantom import write_dataset

@@ -5,10 +5,7 @@ python scripts/weights_index.py
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from workbench.cards import render_index
 

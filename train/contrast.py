@@ -2,15 +2,11 @@
 
 python train/contrast.py --data DIR --out weights/contrast              # the study's recipe
 python train/contrast.py --data DIR --out weights/contrast --preset cpu # the shipped CPU recipe
+
+Same as ``workbench-train contrast ...``; needs the clone installed first: ``pip install -e .``.
 """
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone, no install
-
-from workbench.recipes.classifier import main
-from workbench.scripts import run
+from workbench.train import run_task
 
 if __name__ == "__main__":
-    run(lambda argv: main("contrast", argv))
+    run_task("contrast")

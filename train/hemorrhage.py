@@ -2,15 +2,11 @@
 
 python train/hemorrhage.py --data DIR --out weights/hemorrhage --archs efficientnet_b3
 python train/hemorrhage.py --data DIR --out runs/compare --archs study   # the eight backbones
+
+Same as ``workbench-train hemorrhage ...``; needs the clone installed first: ``pip install -e .``.
 """
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone, no install
-
-from workbench.recipes.hemorrhage import main
-from workbench.scripts import run
+from workbench.train import run_task
 
 if __name__ == "__main__":
-    run(main)
+    run_task("hemorrhage")

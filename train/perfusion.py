@@ -2,15 +2,11 @@
 
 python train/perfusion.py --data DIR --out weights/perfusion --model conv2 --target reference
 python -m workbench phantom perfusion --out /tmp/dsc --n 14   # simulated patients with truth
+
+Same as ``workbench-train perfusion ...``; needs the clone installed first: ``pip install -e .``.
 """
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone, no install
-
-from workbench.recipes.perfusion import main
-from workbench.scripts import run
+from workbench.train import run_task
 
 if __name__ == "__main__":
-    run(main)
+    run_task("perfusion")

@@ -2,15 +2,11 @@
 
 python train/tumor_detect.py --data DIR --out weights/tumor_detect  # the study's recipe
 python train/tumor_detect.py --data DIR --out weights/tumor_detect --preset cpu  # shipped
+
+Same as ``workbench-train tumor_detect ...``; needs the clone installed first: ``pip install -e .``.
 """
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone, no install
-
-from workbench.recipes.classifier import main
-from workbench.scripts import run
+from workbench.train import run_task
 
 if __name__ == "__main__":
-    run(lambda argv: main("tumor_detect", argv))
+    run_task("tumor_detect")

@@ -1,15 +1,11 @@
 """Train brain-tumour segmentation (U-Net / DeepLabV3+) on the LGG kaggle_3m layout.
 
 python train/tumor_seg.py --data DIR --out weights/tumor_seg --arch unet --folds 5
+
+Same as ``workbench-train tumor_seg ...``; needs the clone installed first: ``pip install -e .``.
 """
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone, no install
-
-from workbench.recipes.tumor_seg import main
-from workbench.scripts import run
+from workbench.train import run_task
 
 if __name__ == "__main__":
-    run(main)
+    run_task("tumor_seg")
