@@ -28,9 +28,10 @@ from safetensors.numpy import load_file, save_file
 from sklearn.metrics import roc_auc_score
 
 from workbench import ood
-from workbench.data.folders import get_label_map
+from workbench.cards import put_section
+from workbench.data.folders import Sample, sample_image
 from workbench.io import Image, load_image
-from workbench.recipes.classifier_tasks import CLASSIFIER_TASKS
+from workbench.recipes.classifier import split_samples
 from workbench.tasks.classify import calibrated
 from workbench.weights import load_folder
 
@@ -43,7 +44,12 @@ D44, DETECT, LGG = (
     SETS / "brain_tumor_mri/Training",
     SETS / "lgg_kaggle_3m/kaggle_3m",
 )
-TASK_DATA = {"contrast": (D44, None), "tumor44": (D44, None), "tumor_detect": (DETECT, D44)}
+# Per task: the split data folder, the other split sources, the training-only folder.
+TASK_DATA = {
+    "contrast": (D44, (LGG,), None),
+    "tumor44": (D44, (), None),
+    "tumor_detect": (DETECT, (LGG,), D44),
+}
 # Images per set; the three-network ensemble costs about three times as much per image, so it
 # gets fewer (the 2-core machine is shared with training runs).
 N_TRAIN = {"contrast": 1500, "tumor44": 300, "tumor_detect": 150}
@@ -71,8 +77,9 @@ PHOTOS = (
 )
 
 
-def sample(paths: list[Path], n: int = 100) -> list[Path]:
-    return random.Random(0).sample(sorted(paths), min(n, len(paths)))
+def sample(items: list, n: int = 100) -> list:
+    """``n`` of ``items`` (paths or samples), the same ones on every run."""
+    return random.Random(0).sample(sorted(items, key=str), min(n, len(items)))
 
 
 def dicoms(modality: str) -> list[Image]:
@@ -123,10 +130,11 @@ def ood_sets(task: str, cache: Path) -> dict[str, list]:
         "photos": photos,
         "noise": noise,
         "scanner MR DICOM": dicoms("MR"),
-        "LGG slices (other dataset)": sample(
-            [p for p in LGG.rglob("*.tif") if "_mask" not in p.name], n
-        ),
     }
+    if LGG not in TASK_DATA[task][1]:
+        sets["LGG slices (other dataset)"] = sample(
+            [p for p in LGG.rglob("*.tif") if "_mask" not in p.name], n
+        )
     if task != "tumor_detect":  # detection trains on both MR datasets
         sets["Brain Tumor MRI (other dataset)"] = sample(list(DETECT.rglob("*.jpg")), n)
     return sets
@@ -141,7 +149,11 @@ def features(task: str, name: str, items: list, cache: Path) -> tuple[np.ndarray
     path = cache / task / f"{stem}.safetensors"
     if not path.is_file():
         bundle = load_folder(folder, task, device=torch.device("cpu"))
-        prepare = ood.classifier_input(bundle.config["preprocess"])
+        to_input = ood.classifier_input(bundle.config["preprocess"])
+
+        def prepare(item):
+            return to_input(sample_image(item) if isinstance(item, Sample) else item)
+
         path.parent.mkdir(parents=True, exist_ok=True)
         parts = []
         for start in range(0, len(items), CHUNK):
@@ -243,7 +255,7 @@ def record(task: str, measured: dict) -> dict:
     config["ood"]["measured"] = measured
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     card = folder / "README.md"
-    card.write_text(ood.put_card_section(card.read_text(), ood.card_section(config["ood"])))
+    card.write_text(put_section(card.read_text(), ood.card_section(config["ood"])))
     return config["ood"]
 
 
@@ -258,16 +270,15 @@ def main() -> None:
         raise SystemExit(f"needs the shared data at {DATA}")
     torch.set_num_threads(1)  # several runs share 2 cores with training: no thread spinning
     for task in args.tasks:
-        data, extra = TASK_DATA[task]
+        data, more, extra = TASK_DATA[task]
         folder = ROOT / "weights" / task
-        train_paths, held_paths = ood.split_images(data, folder / "split.json", extra)
-        label_map = get_label_map(CLASSIFIER_TASKS[task].label_map)
+        train_samples, held_samples = split_samples(folder, data, more, extra)
         labels = json.loads((folder / "config.json").read_text())["labels"]
         if task in N_HELD:
-            held_paths = sample(held_paths, N_HELD[task])
-        held_labels = np.array([labels.index(label_map.folder(p.parent.name)) for p in held_paths])
-        train = features(task, "train", sample(train_paths, N_TRAIN[task]), args.cache)
-        held = features(task, "heldout", held_paths, args.cache)
+            held_samples = sample(held_samples, N_HELD[task])
+        held_labels = np.array([labels.index(s.label) for s in held_samples])
+        train = features(task, "train", sample(train_samples, N_TRAIN[task]), args.cache)
+        held = features(task, "heldout", held_samples, args.cache)
         sets = {
             n: features(task, n, items, args.cache)
             for n, items in ood_sets(task, args.cache).items()

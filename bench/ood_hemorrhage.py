@@ -18,6 +18,7 @@ import PIL.Image
 from skimage import data as skdata
 
 from workbench import ood
+from workbench.cards import put_section
 from workbench.data.rsna import scan_rsna
 from workbench.tasks.hemorrhage import THRESHOLD, assess, read_ct
 from workbench.weights import load_folder
@@ -88,7 +89,7 @@ def main() -> None:
             f"`any` lies between {1 - floor:g} and {floor:g}",
         )
     )
-    (folder / "README.md").write_text(ood.put_card_section(card, section))
+    (folder / "README.md").write_text(put_section(card, section))
     print(json.dumps(measured, indent=1))
 
 

@@ -118,3 +118,19 @@ trained and where it falls short; this table is regenerated from them by
 
 For research and teaching only, not for diagnosis.
 """
+
+
+def put_section(card: str, section: str) -> str:
+    """``card`` with the section headed like ``section`` (its first line, ``## Title``) replaced,
+    or ``section`` inserted before the data-quality, recipe or limits section (or at the end):
+    bench scripts add measured sections to a card the training recipe wrote."""
+    heading = section.splitlines()[0]
+    head, found, rest = card.partition(f"\n{heading}\n")
+    if found:
+        _, nxt, tail = rest.partition("\n## ")
+        return head + "\n" + section + ("\n## " + tail if nxt else "")
+    for anchor in ("\n## Data quality\n", "\n## Recipe\n", "\n## Limits\n"):
+        if anchor in card:
+            before, _, after = card.partition(anchor)
+            return before + "\n" + section + anchor + after
+    return card.rstrip("\n") + "\n\n" + section

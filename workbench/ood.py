@@ -372,20 +372,6 @@ def card_section(entry: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def put_card_section(card: str, section: str) -> str:
-    """``card`` with its "## Unsure" section replaced, or ``section`` inserted before the
-    recipe (or at the end)."""
-    head, found, rest = card.partition("\n## Unsure\n")
-    if found:
-        _, nxt, tail = rest.partition("\n## ")
-        return head + "\n" + section + ("\n## " + tail if nxt else "")
-    for anchor in ("\n## Data quality\n", "\n## Recipe\n", "\n## Limits\n"):
-        if anchor in card:
-            before, _, after = card.partition(anchor)
-            return before + "\n" + section + anchor + after
-    return card.rstrip("\n") + "\n\n" + section
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m workbench.ood", description="Fit a model folder's OOD statistics."

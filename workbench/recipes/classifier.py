@@ -28,6 +28,7 @@ from sklearn.metrics import f1_score
 from torch import nn
 from torch.utils.data import WeightedRandomSampler
 
+from workbench.cards import put_section
 from workbench.data.folders import (
     FolderImages,
     Sample,
@@ -41,7 +42,7 @@ from workbench.data.folders import (
 )
 from workbench.errors import InputError
 from workbench.models import Ensemble, build_model
-from workbench.ood import card_section, fit_ood, put_card_section
+from workbench.ood import card_section, fit_ood
 from workbench.recipes.classifier_report import write_report
 from workbench.recipes.classifier_tasks import CLASSIFIER_TASKS, ClassifierOptions, ClassifierTask
 from workbench.scripts import dataclass_from_args, finish, preset_parser
@@ -525,7 +526,7 @@ def report(out: Path, prepared: PreparedData, task: ClassifierTask) -> dict[str,
         prepare=lambda i: prepared.data[i][0],
     )
     card = out / "README.md"
-    card.write_text(put_card_section(card.read_text(), card_section(result["ood"])))
+    card.write_text(put_section(card.read_text(), card_section(result["ood"])))
     return result
 
 
