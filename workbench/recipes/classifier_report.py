@@ -464,6 +464,8 @@ def card_body(
     sections += [
         "## Recipe",
         f"Recipe of these weights (`python train/{task.name}.py --preset {t['preset']}"
+        + "".join(f" --more-data DIR/{name}" for name in t.get("more_data", []))
+        + (f" --unseen '{opts['unseen']}'" if opts.get("unseen") else "")
         + (f" --extra-data DIR/{t['extra_data']}" if t.get("extra_data") else "")
         + "`, "
         "options as stored in config.json): "
