@@ -632,3 +632,15 @@ def test_head_window_ignores_how_much_border_a_frame_has() -> None:
     a0 = scale_intensity(small, 0.5, 99.5, False)[8:56, 8:56]
     b0 = scale_intensity(big, 0.5, 99.5, False)[100:148, 100:148]
     assert np.abs(a0 - b0).max() > 0.05  # the frame's percentiles depend on the border
+
+
+def test_patients_are_groups_even_when_their_slices_look_alike() -> None:
+    from workbench.data.folders import Sample
+    from workbench.recipes.classifier import source_groups
+
+    same = np.zeros((4, 256), bool)  # four identical hashes
+    web = [Sample(Path(f"w{i}.jpg"), "T1") for i in range(2)]
+    lgg = [Sample(Path(f"p{i}.tif"), "T1", group=f"TCGA_{i}") for i in range(2)]
+    groups = source_groups([web, lgg], same, dup_distance=12)
+    assert groups[0] == groups[1]  # web copies stay together
+    assert len({groups[0], groups[2], groups[3]}) == 3  # two people are two groups

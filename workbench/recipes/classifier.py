@@ -226,9 +226,7 @@ def prepare(
         samples + extra, classes, prep, cache_dir=opts.cache_dir or None, progress=progress
     )
     bits = dhash_bits(data.images)
-    groups = near_duplicate_groups(
-        bits[: len(samples)], opts.dup_distance, [s.group for s in samples]
-    )
+    groups = source_groups(sources, bits, opts.dup_distance)
     stored = read_split_file(Path(opts.split_file), keys[: len(samples)]) if opts.split_file else {}
     side = np.array([stored.get(k, "") for k in keys[: len(samples)]], dtype=object)
     unseen = re.compile(opts.unseen) if opts.unseen else None
@@ -262,6 +260,27 @@ def prepare(
     return PreparedData(
         Path(data_dir), data, splits, groups, keys, conflicts, extra_root, roots[1:]
     )
+
+
+def source_groups(
+    sources: Sequence[list[Sample]], bits: np.ndarray, dup_distance: int
+) -> np.ndarray:
+    """The group each split sample must share a split with, numbered across sources.
+
+    A source whose samples all name a patient is grouped by patient alone: slices of different
+    people can be near-duplicates by hash (the LGG set's many similar slices chain most patients
+    into one group), yet they are not copies. Other sources are grouped by near-duplicate hash.
+    """
+    out, start, offset = [], 0, 0
+    for src in sources:
+        names = [s.group for s in src]
+        if all(names):
+            local = np.unique(names, return_inverse=True)[1]
+        else:
+            local = near_duplicate_groups(bits[start : start + len(src)], dup_distance, names)
+        out.append(local + offset)
+        start, offset = start + len(src), offset + int(local.max()) + 1
+    return np.concatenate(out)
 
 
 def read_split_file(path: Path, keys: list[str]) -> dict[str, str]:
