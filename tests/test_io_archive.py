@@ -78,6 +78,16 @@ def test_zip_bomb_ratio_is_refused(tmp_path):
     assert not (tmp_path / "out" / "zeros.bin").exists()
 
 
+def test_small_entries_may_compress_beyond_the_ratio(tmp_path):
+    """A kaggle_3m patient's blank masks (192 kB of zeros each, ~500:1) are no bomb: entries up
+    to ``ratio_floor_bytes`` skip the ratio check, and the total size still bounds the zip."""
+    masks = {f"p/p_{i}_mask.tif": bytes(192 * 1024) for i in range(3)}
+    archive = make_zip(tmp_path / "patient.zip", masks)
+    assert len(extract_zip(archive, tmp_path / "out")) == 3
+    with pytest.raises(InputError, match="compressed more than 200 to 1"):
+        extract_zip(archive, tmp_path / "out2", limits=Limits(ratio_floor_bytes=0))
+
+
 def test_total_uncompressed_size_is_limited(tmp_path):
     entries = {f"f{i}.bin": bytes(range(256)) * 40 for i in range(3)}  # 10 kB each
     archive = make_zip(tmp_path / "big.zip", entries, method=zipfile.ZIP_STORED)

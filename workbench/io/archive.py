@@ -76,7 +76,9 @@ def _entries(
                 f"{source}: {info.filename!r} unpacks to {info.file_size:,} bytes, above the "
                 f"{limits.max_file_bytes:,} byte limit per file."
             )
-        if info.file_size > limits.max_compression_ratio * max(info.compress_size, 1):
+        if info.file_size > max(
+            limits.ratio_floor_bytes, limits.max_compression_ratio * max(info.compress_size, 1)
+        ):
             raise InputError(
                 f"{source}: {info.filename!r} is compressed more than "
                 f"{limits.max_compression_ratio:g} to 1, as zip bombs are; it was not extracted."

@@ -25,6 +25,9 @@ class Limits:
     # volume's 16-bit DICOM files with their headers; a bomb of any ratio stops there.
     max_total_uncompressed_bytes: int = 1 << 28
     max_compression_ratio: float = 200.0  # per zip entry; real images compress < 50x
+    # Entries up to this size skip the ratio check: a blank segmentation mask (a kaggle_3m
+    # _mask.tif, 192 kB of zeros) compresses 500:1, and the total above still bounds the zip.
+    ratio_floor_bytes: int = 1 << 20
     max_pixels: int = 8192 * 8192  # rows x columns of one image or frame
     min_side: int = 8  # anything smaller is not an image a model can read
     max_working_side: int = 1024  # larger pictures are box-averaged down to this as decoded
