@@ -9,7 +9,6 @@ For research and teaching only, not for diagnosis.
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
 import shutil
@@ -23,16 +22,8 @@ from workbench.ui import uploads
 if TYPE_CHECKING:
     import gradio as gr
 
-# (tab title, module with a build() function). A tab whose module cannot be imported says so
-# instead of taking the whole app down.
-TABS: list[tuple[str, str]] = [
-    ("Brain tumour", "workbench.ui.tumor"),
-    ("MR contrast", "workbench.ui.contrast"),
-    ("Tumour type", "workbench.ui.tumor44"),
-    ("Haemorrhage", "workbench.ui.hemorrhage"),
-    ("Perfusion", "workbench.ui.perfusion"),
-    ("Models", "workbench.ui.models"),
-]
+# Tabs that show no one task, after the tasks' own: (title, "module:function" building it).
+OTHER_TABS: list[tuple[str, str]] = [("Models", "workbench.ui.models:build")]
 
 # The banner sets its own colours in both themes: gradio's dark text colour on its light
 # background was unreadable.
@@ -56,20 +47,33 @@ def theme() -> gr.themes.Base:
     )
 
 
+def tabs() -> list[tuple[str, str]]:
+    """(title, builder) of every tab in order: one per registered task, in registry order, a tab
+    shared by several tasks (Brain tumour: detection and segmentation) once where its first task
+    stands; then :data:`OTHER_TABS`."""
+    from workbench.tasks import list_tasks
+
+    seen: dict[str, str] = {}
+    for spec in list_tasks():
+        seen.setdefault(spec.tab, spec.tab_title)
+    return [(title, builder) for builder, title in seen.items()] + OTHER_TABS
+
+
 def build_app() -> gr.Blocks:
     import gradio as gr
 
+    from workbench.tasks.base import resolve_ref
     from workbench.ui.common import banner
 
     # Uploads and results live only in gradio's cache, deleted after an idle time
     # (workbench.ui.uploads); examples are served from examples/ and never swept.
     with gr.Blocks(title="Brain Imaging Workbench", delete_cache=uploads.sweep_schedule()) as demo:
         gr.Markdown("# Brain Imaging Workbench")
-        for title, module in TABS:
+        for title, builder in tabs():
             with gr.Tab(title):
                 banner()
-                try:
-                    importlib.import_module(module).build()
+                try:  # a tab whose module cannot be imported says so, the others still work
+                    resolve_ref(builder)()
                 except ImportError as err:
                     gr.Markdown(f"This tab is unavailable: `{err}`.")
         gr.Markdown(f"<sub>{DISCLAIMER}</sub>")

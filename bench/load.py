@@ -4,10 +4,12 @@
 
 Starts ``python app.py`` on a free 127.0.0.1 port, takes one answer per endpoint alone as the
 reference, then sends ``--requests`` requests from ``--clients`` threads round-robin over the
-endpoints. Every answer must equal its reference (the models are deterministic); the server's
-resident memory is sampled throughout. Bounded in count and time, it stops by itself and stops
-the server. Prints a table: per endpoint, requests, failures, median and max latency; then the
-server's memory before, peak and after.
+endpoints. The endpoints are the registered tasks' (``TaskSpec.endpoint``), each called on the
+task's first example with the tab's defaults for its other inputs (read from the server's API);
+its answer is what the tab outputs as JSON or labels. Every answer must equal its reference (the
+models are deterministic); the server's resident memory is sampled throughout. Bounded in count
+and time, it stops by itself and stops the server. Prints a table: per endpoint, requests,
+failures, median and max latency; then the server's memory before, peak and after.
 """
 
 from __future__ import annotations
@@ -23,22 +25,54 @@ import time
 import urllib.request
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-EX = ROOT / "examples"
-
-# endpoint → (arguments, index of the JSON output that must match the reference)
-ENDPOINTS = {
-    "/tumor_segment": (lambda h: [h(EX / "tumor_seg_phantom_1.tif")], 2),
-    "/contrast_classify": (lambda h: [h(EX / "contrast_phantom_T2.png")], 4),
-    "/tumor44_classify": (lambda h: [h(EX / "tumor44_phantom_meningioma_T1C+.png")], 2),
-    "/hemorrhage_analyse": (lambda h: [[h(EX / "hemorrhage_phantom_subdural.dcm")]], -2),
-    "/perfusion_maps": (lambda h: [h(EX / "perfusion_phantom.zip"), "osvd"], -2),
-}
-
-
+ANSWERS = {"Json", "Label"}  # the outputs that are the answer (pictures are new files each time)
 VOLATILE = {"seconds", "out_dir"}  # timings and temporary paths differ on every run
+
+
+@dataclass(frozen=True)
+class Call:
+    """One task's endpoint as the load test calls it."""
+
+    example: Path
+    files: tuple[bool | None, ...]  # per input: None not a file, else whether it takes a list
+    defaults: tuple[object, ...]  # per input: the tab's default (used where it is no file)
+    answers: tuple[int, ...]  # the outputs compared with the reference
+
+    def arguments(self, handle_file) -> list:
+        file = handle_file(self.example)
+        return [
+            default if many is None else [file] if many else file
+            for many, default in zip(self.files, self.defaults, strict=True)
+        ]
+
+    def answer(self, outputs: tuple) -> list:
+        return [_stable(outputs[i]) for i in self.answers]
+
+
+def calls(api: dict) -> dict[str, Call]:
+    """Endpoint → call, for every registered task, from the server's API description
+    (``Client.view_api(return_format="dict")``)."""
+    from workbench.tasks import list_tasks
+
+    found = {}
+    for spec in list_tasks():
+        name = f"/{spec.endpoint}"
+        info = api["named_endpoints"][name]
+        params, returns = info["parameters"], info["returns"]
+        found[name] = Call(
+            example=spec.example_paths()[0],
+            files=tuple(
+                ("list" in p["python_type"]["type"]) if p["component"] == "File" else None
+                for p in params
+            ),
+            defaults=tuple(p.get("parameter_default") for p in params),
+            answers=tuple(i for i, r in enumerate(returns) if r["component"] in ANSWERS),
+        )
+    return found
 
 
 def _stable(answer: object) -> object:
@@ -122,9 +156,11 @@ def main() -> None:
 
     try:
         client = Client(url, verbose=False)
+        endpoints = calls(client.view_api(print_info=False, return_format="dict"))
         reference = {}
-        for name, (make_args, index) in ENDPOINTS.items():
-            reference[name] = _stable(client.predict(*make_args(handle_file), api_name=name)[index])
+        for name, call in endpoints.items():
+            outputs = client.predict(*call.arguments(handle_file), api_name=name)
+            reference[name] = call.answer(outputs)
         before = _rss_mb(server.pid)
         threading.Thread(target=sample, daemon=True).start()
         results: dict[str, list[tuple[bool, float]]] = defaultdict(list)
@@ -136,12 +172,12 @@ def main() -> None:
                 return
             if not hasattr(local, "client"):
                 local.client = Client(url, verbose=False)
-            name = list(ENDPOINTS)[k % len(ENDPOINTS)]
-            make_args, index = ENDPOINTS[name]
+            name = list(endpoints)[k % len(endpoints)]
+            call = endpoints[name]
             start = time.perf_counter()
             try:
-                answer = local.client.predict(*make_args(handle_file), api_name=name)[index]
-                ok = _stable(answer) == reference[name]
+                outputs = local.client.predict(*call.arguments(handle_file), api_name=name)
+                ok = call.answer(outputs) == reference[name]
             except Exception:  # a failed request is a result to count
                 ok = False
             results[name].append((ok, time.perf_counter() - start))

@@ -2,11 +2,12 @@
 
     python bench/models.py [--repeats 5] [--train-steps 3]
 
-Each task runs in a fresh process so its peak memory (max RSS) is its own. Latency is the median
-over ``--repeats`` predictions on the task's first example in ``examples/`` (perfusion: the whole
-example series through oSVD and through the CNN). Training throughput is images (perfusion:
-patients) per second for a few optimiser steps of the shipped architecture at its input size on
-random data. The device column says where it ran (a GPU when there is one).
+Every registered task (``workbench.tasks.list_tasks()``) runs in a fresh process so its peak
+memory (max RSS) is its own. Latency is the median over ``--repeats`` of the task's ``predict`` on
+its first example in ``examples/`` (perfusion: the whole example series, read included, through
+oSVD and the CNN's Tmax). Training throughput is images per second for a few optimiser steps of
+the shipped architecture at its input size on random data (image models only). The device column
+says where it ran (a GPU when there is one).
 """
 
 from __future__ import annotations
@@ -18,20 +19,10 @@ import resource
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-
-EXAMPLE_GLOBS = {
-    "tumor_seg": "tumor_seg_phantom_1.tif",
-    "tumor_detect": "tumor_detect_phantom_glioma.jpg",
-    "contrast": "contrast_phantom_T2.png",
-    "tumor44": "tumor44_phantom_meningioma_T1C+.png",
-    "hemorrhage": "hemorrhage_phantom_subdural.dcm",
-    "perfusion": "perfusion_phantom*.zip",
-}
 
 
 def _peak_mb() -> float:
@@ -70,44 +61,33 @@ def _train_throughput(bundle, steps: int) -> float:
 def bench_one(task: str, repeats: int, train_steps: int) -> dict:
     """Measure one task in this process (called in a child process by ``main``)."""
     from workbench import weights
+    from workbench.io import Image
+    from workbench.tasks import get_task
 
-    example = next(iter(sorted((ROOT / "examples").glob(EXAMPLE_GLOBS[task]))), None)
+    spec = get_task(task)
     start = time.perf_counter()
-    bundle = weights.load(task)
+    bundle = weights.load(spec.weights_name)
     load_s = time.perf_counter() - start
-    if task == "perfusion":
-        from workbench.perfusion.pipeline import run_perfusion
-
-        def predict() -> None:
-            with tempfile.TemporaryDirectory() as out:
-                run_perfusion(example, out, method="cnn")
-
-        unit = "series"
-        throughput = None
-    else:
-        from workbench.io import load_image
-        from workbench.tasks import get_task
-
-        spec, image = get_task(task), load_image(example)
-
-        def predict() -> None:
-            spec.predict(bundle, image)
-
-        unit = "image"
-        throughput = _train_throughput(bundle, train_steps)
-    predict()  # warm-up
+    example = spec.example_paths()[0]  # the tab's first example
+    loaded = spec.read(example)
+    # Training throughput is measured for the image models; a series (perfusion) trains on
+    # whole patients, which random tensors of the bundle's input size do not stand for.
+    is_image = isinstance(loaded, Image)
+    throughput = _train_throughput(bundle, train_steps) if is_image else None
     times = []
-    for _ in range(repeats):
+    for k in range(repeats + 1):  # the first run warms up
         start = time.perf_counter()
-        predict()
-        times.append(time.perf_counter() - start)
+        # a series is read again each time, as the CLI and the tab do
+        spec.predict(bundle, loaded if is_image else spec.read(example))
+        if k:
+            times.append(time.perf_counter() - start)
     return {
         "task": task,
         "model": bundle.config.get("title", bundle.config["model"]["name"]),
         "device": str(bundle.device),
         "load s": round(load_s, 2),
         "latency ms": round(1000 * statistics.median(times)),
-        "per": unit,
+        "per": "image" if is_image else "series",
         "peak MB": round(_peak_mb()),
         "train img/s": None if throughput is None else round(throughput, 1),
     }
@@ -123,10 +103,10 @@ def main() -> None:
         print(json.dumps(bench_one(args.one, args.repeats, args.train_steps)))
         return
     from workbench.cards import markdown_table
-    from workbench.ui.models import MODEL_TASKS
+    from workbench.tasks import list_tasks
 
     rows = []
-    for task in MODEL_TASKS:
+    for task in (spec.name for spec in list_tasks()):
         proc = subprocess.run(
             [
                 sys.executable,

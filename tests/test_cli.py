@@ -100,7 +100,8 @@ def test_predict_hemorrhage_on_a_zipped_series_gives_the_study_answer() -> None:
     assert len(answer["probabilities"]) == 6
     assert {"unsure", "unsure_slices", "reason"} <= set(answer)  # as the tab's study summary
     assert_one_error_line(
-        run_cli("predict", "contrast", series), "only hemorrhage and tumor_seg read a zip"
+        run_cli("predict", "contrast", series),
+        "only tumor_seg, hemorrhage and perfusion read a zip",
     )
 
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from workbench.errors import InputError
-from workbench.phantom import PHANTOM_TASKS, write_dataset
+from workbench.phantom import phantom_writers, write_dataset
 from workbench.phantom.layouts import LGG_COLUMNS, tumor44_classes
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "datasets"
@@ -111,7 +111,7 @@ def test_tumor44_layout_matches_the_real_folder_names(tmp_path):
 
 
 def test_unknown_task_or_empty_set_is_refused(tmp_path):
-    assert {"tumor_seg", "contrast", "tumor_detect", "tumor44"} <= set(PHANTOM_TASKS)
+    assert {"tumor_seg", "contrast", "tumor_detect", "tumor44"} <= set(phantom_writers())
     with pytest.raises(InputError, match="No phantom"):
         write_dataset("banana", tmp_path, 1)
     with pytest.raises(InputError, match="at least 1"):

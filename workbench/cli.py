@@ -21,35 +21,35 @@ def _print(obj: object) -> None:
     print(json.dumps(obj, default=str))
 
 
+def _names(names: list[str], conjunction: str = "and") -> str:
+    """``a, b and c``: a list in a sentence."""
+    return f"{', '.join(names[:-1])} {conjunction} {names[-1]}" if len(names) > 1 else names[0]
+
+
 def cmd_predict(args: argparse.Namespace) -> None:
     from workbench import weights
-    from workbench.tasks import get_task
+    from workbench.tasks import get_task, list_tasks
 
     spec = get_task(args.task)
-    volumes = args.task == "tumor_seg"
     for path in args.inputs:  # read every input before the (slow) model load: fail fast
         if not Path(path).is_file():
             raise InputError(f"{path}: no such file.")
-        if zipfile.is_zipfile(path) and args.task not in ("hemorrhage", "tumor_seg"):
-            raise InputError(f"{Path(path).name}: only hemorrhage and tumor_seg read a zip.")
-    if args.masks_out and not volumes:
+        if zipfile.is_zipfile(path) and not spec.zips:
+            zips = _names([t.name for t in list_tasks() if t.zips])
+            raise InputError(f"{Path(path).name}: only {zips} read a zip.")
+    if args.masks_out and args.task != "tumor_seg":
         raise InputError("--masks-out is for tumor_seg.")
     bundle = weights.load(args.weights or spec.weights_name)
     for path in map(Path, args.inputs):
-        if volumes and _is_volume(path):
-            _print(_segment_volume(bundle, path, args.masks_out))
-        elif zipfile.is_zipfile(path):
-            _print(_predict_series(bundle, path))
-        elif volumes and args.masks_out:
-            _print(_segment_slice(bundle, spec.read(path), path, args.masks_out))
+        if args.masks_out:  # tumor_seg's answer, and its masks written beside
+            from workbench.tasks.tumor_seg import is_volume
+
+            if is_volume(path):
+                _print(_segment_volume(bundle, path, args.masks_out))
+            else:
+                _print(_segment_slice(bundle, spec.read(path), path, args.masks_out))
         else:
-            _print(spec.predict(bundle, spec.read(path)))
-
-
-def _is_volume(path: Path) -> bool:
-    from workbench.io.series import NIFTI_SUFFIXES
-
-    return zipfile.is_zipfile(path) or path.name.lower().endswith(NIFTI_SUFFIXES)
+            _print(spec.answer(bundle, path))
 
 
 def _stem(path: Path) -> str:
@@ -75,9 +75,9 @@ def _segment_slice(bundle, image, path: Path, out: Path) -> dict:
     }
 
 
-def _segment_volume(bundle, path: Path, out: Path | None) -> dict:
-    """A whole patient: the volume summary, and with ``out`` the mask as NIfTI on the input's
-    grid plus one PNG per slice."""
+def _segment_volume(bundle, path: Path, out: Path) -> dict:
+    """A whole patient: the volume summary, and the mask as NIfTI on the input's grid plus one
+    PNG per slice in ``out``."""
     import nibabel as nib
 
     from workbench.tasks.tumor_seg import mask_nifti, mask_png, read_volume, segment_volume
@@ -85,23 +85,12 @@ def _segment_volume(bundle, path: Path, out: Path | None) -> dict:
     with tempfile.TemporaryDirectory(prefix="volume_") as tmp:
         volume = read_volume(path, Path(tmp))
     result = segment_volume(bundle, volume)
-    if out is not None:
-        stem = _stem(path)
-        out.mkdir(parents=True, exist_ok=True)
-        nib.save(mask_nifti(volume, result.mask), out / f"{stem}_mask.nii.gz")
-        for k, mask in enumerate(result.mask):
-            mask_png(mask).save(out / f"{stem}_{k + 1:03d}_mask.png")
+    stem = _stem(path)
+    out.mkdir(parents=True, exist_ok=True)
+    nib.save(mask_nifti(volume, result.mask), out / f"{stem}_mask.nii.gz")
+    for k, mask in enumerate(result.mask):
+        mask_png(mask).save(out / f"{stem}_{k + 1:03d}_mask.png")
     return result.summary
-
-
-def _predict_series(bundle, path: Path) -> dict:
-    """A zipped CT series: the study's answer (maximum over slices), as the tab gives it."""
-    from workbench.tasks.hemorrhage import assess, read_slices, study_summary
-
-    with tempfile.TemporaryDirectory(prefix="series_") as tmp:
-        images, skipped = read_slices([path], Path(tmp))
-    summary = study_summary(bundle.labels, *assess(bundle, images))
-    return {"source": path.name, **summary, "skipped": skipped}
 
 
 def cmd_inspect(args: argparse.Namespace) -> None:
@@ -145,18 +134,25 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from workbench.tasks import list_tasks  # cheap: registering a task loads no model code
+
+    tasks = list_tasks()
+    width = max(len(t.name) for t in tasks)
     parser = _Parser(
         prog="python -m workbench",
         description="Brain Imaging Workbench (research and teaching only, not for diagnosis).",
+        epilog="tasks:\n" + "\n".join(f"  {t.name:<{width}}  {t.title}" for t in tasks),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("predict", help="run a task's model on images; one JSON line per input")
-    p.add_argument("task", help="contrast, tumor_detect, tumor_seg, tumor44 or hemorrhage")
+    p.add_argument("task", help=_names([t.name for t in tasks], "or"))
     p.add_argument(
         "inputs",
         nargs="+",
         help="image or DICOM files; hemorrhage: also zipped series; tumor_seg: also whole "
-        "patients (a zip of kaggle_3m slices or of a DICOM series, a NIfTI volume)",
+        "patients (a zip of kaggle_3m slices or of a DICOM series, a NIfTI volume); perfusion: "
+        "a 4D DSC series (a zip of its DICOM files, a 4D NIfTI)",
     )
     p.add_argument("--weights", help="model folder or Hub repo (default: the task's)")
     p.add_argument(
@@ -171,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="an image, DICOM or NIfTI file, or a zip of them")
     p.set_defaults(func=cmd_inspect)
     p = sub.add_parser("phantom", help="write a labelled synthetic dataset in a task's real layout")
-    p.add_argument("task")
+    p.add_argument("task", choices=[t.name for t in tasks if t.phantom])
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--n", type=int, default=10, help="patients (or images per class)")
     p.add_argument("--seed", type=int, default=0)

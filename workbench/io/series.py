@@ -16,7 +16,7 @@ from __future__ import annotations
 import tempfile
 import warnings
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import nibabel as nib
@@ -41,6 +41,7 @@ class Series:
     tr: float  # seconds between time points (0 for a single volume)
     times: np.ndarray  # (T,) seconds from the first time point
     te: float | None = None  # echo time in seconds, when the header says
+    source: str = ""  # the file or folder name it was read from (never a full path)
 
     @property
     def voxel_volume_ml(self) -> float:
@@ -60,6 +61,10 @@ def load_series(path: str | Path, tr: float | None = None) -> Series:
     ``tr`` (seconds) overrides the time step read from the files, for headers known to be wrong.
     """
     path = Path(path)
+    return replace(_load(path, tr), source=path.name)
+
+
+def _load(path: Path, tr: float | None) -> Series:
     if not path.exists():
         raise InputError(f"{path.name}: no such file or folder; check the path.")
     if path.is_dir():

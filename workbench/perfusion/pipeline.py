@@ -62,19 +62,27 @@ def perfusion_maps(
 ) -> PerfusionMaps:
     """The maps of a loaded series by deconvolution or, for ``method="cnn"``, with a net's Tmax."""
     _check_method(method, weights)
-    report = progress or (lambda fraction, message: None)
-    bundle = None
     if method == CNN:  # load first: missing weights fail before the slow part
         from workbench.weights import load  # torch only when a net is asked for
 
-        bundle = load(weights or "perfusion")
-    config = config or PerfusionConfig(method="osvd" if bundle else method)
-    share = 0.85 if bundle else 1.0
-    maps = compute_maps(series, config, lambda f, message: report(share * f, message))
-    if bundle is not None:
-        report(0.9, "Tmax by the trained CNN")
-        maps = learned_tmax(maps, series, bundle, config)
-        report(1.0, "done")
+        return cnn_maps(series, load(weights or "perfusion"), progress, config)
+    return compute_maps(series, config or PerfusionConfig(method=method), progress)
+
+
+def cnn_maps(
+    series: Series,
+    bundle: ModelBundle,
+    progress: Progress | None = None,
+    config: PerfusionConfig | None = None,
+) -> PerfusionMaps:
+    """The maps of a loaded series with the trained net's Tmax (``bundle``, the perfusion task's
+    model); CBF, CBV and MTT by deconvolution (``config.method``, default oSVD)."""
+    report = progress or (lambda fraction, message: None)
+    config = config or PerfusionConfig(method="osvd")
+    maps = compute_maps(series, config, lambda f, message: report(0.85 * f, message))
+    report(0.9, "Tmax by the trained CNN")
+    maps = learned_tmax(maps, series, bundle, config)
+    report(1.0, "done")
     return maps
 
 

@@ -2,35 +2,32 @@
 
 The real datasets behind several tasks (LGG segmentation, RSNA haemorrhage CT, DSC perfusion) are
 out of reach for tests and demo weights, so a procedural head (:mod:`.head`), tumours
-(:mod:`.tumor`) and MR physics (:mod:`.mr`) stand in for them. Writers are registered by task
-as lazy ``"module:function"`` strings: adding a task is one line, and importing this package
-stays cheap.
+(:mod:`.tumor`) and MR physics (:mod:`.mr`) stand in for them. Each task names its writer in its
+spec (``TaskSpec.phantom``, a lazy ``"module:function"`` string): adding a task adds no line
+here, and importing this package stays cheap.
 """
 
 from __future__ import annotations
 
-from importlib import import_module
 from pathlib import Path
 
 from workbench.errors import InputError
 
-PHANTOM_TASKS: dict[str, str] = {
-    "tumor_seg": "workbench.phantom.layouts:write_kaggle_3m",
-    "contrast": "workbench.phantom.layouts:write_contrast",
-    "tumor_detect": "workbench.phantom.layouts:write_tumor_detect",
-    "tumor44": "workbench.phantom.layouts:write_tumor44",
-    "hemorrhage": "workbench.phantom.ct:write_rsna",
-    "perfusion": "workbench.phantom.perfusion:write_dsc",
-}
+
+def phantom_writers() -> dict[str, str]:
+    """Task name → its writer's ``"module:function"``, in registry order."""
+    from workbench.tasks import list_tasks  # the registry is cheap to import: no torch
+
+    return {spec.name: spec.phantom for spec in list_tasks() if spec.phantom}
 
 
 def write_dataset(task: str, out: Path, n: int, seed: int = 0, **kw) -> Path:
     """Write ``n`` phantom subjects for ``task`` under ``out``; returns the dataset's root."""
-    if task not in PHANTOM_TASKS:
-        raise InputError(
-            f"No phantom for task {task!r}; choose one of {', '.join(sorted(PHANTOM_TASKS))}."
-        )
+    writers = phantom_writers()
+    if task not in writers:
+        raise InputError(f"No phantom for task {task!r}; choose one of {', '.join(writers)}.")
     if n < 1:
         raise InputError(f"The number of phantom subjects must be at least 1, not {n}.")
-    module, function = PHANTOM_TASKS[task].split(":")
-    return getattr(import_module(module), function)(Path(out), n, seed=seed, **kw)
+    from workbench.tasks.base import resolve_ref
+
+    return resolve_ref(writers[task])(Path(out), n, seed=seed, **kw)

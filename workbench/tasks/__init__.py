@@ -1,23 +1,41 @@
-"""Task registry: each module ``workbench.tasks.<name>`` declares ``SPEC: TaskSpec``.
+"""The task registry: every task module registers one :class:`TaskSpec` when imported.
 
-The CLI and the app look tasks up here by name, so adding a task is adding a module and its name.
+This package imports the task modules below, so the registry is complete as soon as it is
+imported, and cheaply: task modules import torch and the like only inside their functions. The
+import order is the registry's order, which is the app's tab order.
+
+Adding a task is one module that calls :func:`register` (see ``docs/ARCHITECTURE.md``), its
+import line here, its weights folder and its tests; ``tests/test_task_contract.py`` then checks
+every part of it.
 """
 
 from __future__ import annotations
 
-import importlib
-
 from workbench.errors import InputError
-from workbench.tasks.base import TaskSpec
+from workbench.tasks.base import _REGISTRY, TaskSpec, register
 
-TASK_NAMES = ("contrast", "tumor_detect", "tumor_seg", "tumor44", "hemorrhage")
+# Importing a task module registers its task, in this order: the app's tab order (the Brain
+# tumour tab shows detection, then segmentation). A new task adds its line here.
+# isort: off
+from workbench.tasks import tumor_detect  # noqa: F401
+from workbench.tasks import tumor_seg  # noqa: F401
+from workbench.tasks import contrast  # noqa: F401
+from workbench.tasks import tumor44  # noqa: F401
+from workbench.tasks import hemorrhage  # noqa: F401
+from workbench.tasks import perfusion  # noqa: F401
+# isort: on
+
+
+def list_tasks() -> tuple[TaskSpec, ...]:
+    """Every registered task, in registration (tab) order."""
+    return tuple(_REGISTRY.values())
 
 
 def get_task(name: str) -> TaskSpec:
     """The spec of a task by name; an unknown name is the user's mistake, said in one line."""
-    if name not in TASK_NAMES:
-        raise InputError(f"unknown task '{name}'; choose one of: {', '.join(TASK_NAMES)}.")
-    return importlib.import_module(f"workbench.tasks.{name}").SPEC
+    if name not in _REGISTRY:
+        raise InputError(f"unknown task '{name}'; choose one of: {', '.join(_REGISTRY)}.")
+    return _REGISTRY[name]
 
 
-__all__ = ["TASK_NAMES", "TaskSpec", "get_task"]
+__all__ = ["TaskSpec", "get_task", "list_tasks", "register"]

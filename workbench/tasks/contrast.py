@@ -3,13 +3,14 @@ DICOM input also from the header, with disagreement flagged."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from workbench.io import Image
-from workbench.tasks.base import TaskSpec
-from workbench.tasks.classify import answer, classify
+from workbench.tasks.base import TaskSpec, register
 from workbench.tasks.contrast_rules import canonical, header_contrast
-from workbench.weights import ModelBundle
+
+if TYPE_CHECKING:
+    from workbench.io import Image
+    from workbench.weights import ModelBundle
 
 
 def header_check(label: str, image: Image) -> dict[str, Any]:
@@ -27,8 +28,27 @@ def header_check(label: str, image: Image) -> dict[str, Any]:
 
 
 def predict(bundle: ModelBundle, image: Image) -> dict[str, Any]:
+    from workbench.tasks.classify import answer, classify  # torch: on use, not at registration
+
     result = classify(bundle, image)
     return {**answer(bundle, image, result), **header_check(result.label, image)}
 
 
-SPEC = TaskSpec(name="contrast", title="MR contrast", predict=predict)
+SPEC = register(
+    TaskSpec(
+        name="contrast",
+        title="MR contrast",
+        predict=predict,
+        phantom="workbench.phantom.layouts:write_contrast",
+        train="workbench.recipes.classifier:main",
+        train_args=("contrast",),
+        tab="workbench.ui.contrast:build",
+        tab_title="MR contrast",
+        endpoint="contrast_classify",
+        examples=(
+            "contrast_phantom_T1_pre.png",
+            "contrast_phantom_T1_post.png",
+            "contrast_phantom_T2.png",
+        ),
+    )
+)

@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import tempfile
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-from workbench import ood
 from workbench.ct import (
     DEFAULT_CHANNELS,
     PICTURE_WINDOW,
@@ -33,17 +31,18 @@ from workbench.ct import (
     window_stack,
 )
 from workbench.errors import InputError
-from workbench.explain import gradcam
-from workbench.io import Image, load_image
-from workbench.io.archive import extract_zip
-from workbench.io.dicom import series_key
-from workbench.io.images import PHOTO
-from workbench.tasks.base import TaskSpec
-from workbench.tasks.preprocess import IMAGENET_MEAN, IMAGENET_STD
-from workbench.weights import ModelBundle
+from workbench.tasks.base import TaskSpec, register
+
+# Registering the task must not load torch (see workbench.tasks.base): torch, pydicom and the
+# model code are imported inside the functions that need them.
+if TYPE_CHECKING:
+    import torch
+
+    from workbench.io import Image
+    from workbench.weights import ModelBundle
 
 THRESHOLD = 0.5
-Transform = Callable[[torch.Tensor], torch.Tensor]
+Transform = Callable[["torch.Tensor"], "torch.Tensor"]
 POSITION = "ImagePositionPatient"
 PICTURE = "CTPicture"  # header key marking a slice read from a windowed picture
 
@@ -74,6 +73,9 @@ class CTPreprocess:
 
 def window_tensor(hu: np.ndarray, prep: CTPreprocess) -> torch.Tensor:
     """(H, W) HU → (C, H, W) windows in [0, 1] at ``prep.size`` (what a data cache keeps)."""
+    import torch
+    import torch.nn.functional as F
+
     x = torch.from_numpy(np.ascontiguousarray(window_stack(hu, prep.windows).transpose(2, 0, 1)))
     return F.interpolate(x[None], size=prep.size, mode="bilinear", antialias=True)[0]
 
@@ -83,6 +85,8 @@ def normalise(
 ) -> torch.Tensor:
     """Windows in [0, 1] → the model's input. ``augment`` (training only) acts before the
     normalisation, so that what an affine transform fills in is 0: air in every window."""
+    from workbench.tasks.preprocess import IMAGENET_MEAN, IMAGENET_STD
+
     x = x.float()
     if augment is not None:
         x = augment(x)
@@ -98,6 +102,8 @@ def ct_tensor(hu: np.ndarray, prep: CTPreprocess) -> torch.Tensor:
 
 def _norm(values: tuple[float, ...], channels: int) -> torch.Tensor:
     """ImageNet's per-channel constants for 3 windows, their mean for any other count."""
+    import torch
+
     per_channel = values if channels == 3 else (sum(values) / 3,) * channels
     return torch.tensor(per_channel).view(-1, 1, 1)
 
@@ -113,6 +119,9 @@ def _position(header: dict) -> list[float] | None:
 def read_ct(path: Path) -> Image:
     """A CT slice in HU (RSNA wrap fixed), with its position in the header when known; a grey
     picture is taken as a brain-window slice and mapped back to HU."""
+    from workbench.io import load_image
+    from workbench.io.images import PHOTO
+
     image = load_image(path)
     if image.modality == PHOTO and image.pixels.ndim in (2, 3):
         full_scale = 65535.0 if image.header.get("StoredDataType") == "uint16" else 255.0
@@ -160,28 +169,32 @@ def order_along_head(images: Sequence[Image]) -> list[int]:
     return sorted(known, key=lambda i: -slice_z(images[i])) + unknown
 
 
-@torch.inference_mode()
 def assess(
     bundle: ModelBundle, images: Sequence[Image], batch: int = 16
 ) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """(N, labels) sigmoid probabilities of the slices, in the order given, and from the same
     pass one ``unsure`` verdict per slice (:mod:`workbench.ood`: unlike the training slices, or
     ``any`` too close to the threshold to call)."""
+    import torch
+
+    from workbench import ood
+
     prep = CTPreprocess.from_dict(bundle.config["preprocess"])
     if any(map(is_picture, images)):
         check_picture_windows(prep)
     probs, verdicts = [], []
-    for start in range(0, len(images), batch):
-        x = torch.stack([ct_tensor(im.pixels, prep) for im in images[start : start + batch]])
-        feats, logits = ood.embed(bundle.model, x.to(bundle.device))
-        p = torch.sigmoid(logits[:, 0]).float().cpu().numpy()
-        f, z = feats.cpu().numpy(), logits.float().cpu().numpy()
-        for i in range(len(p)):
-            sure = max(p[i, 0], 1 - p[i, 0])  # how far `any` is from a coin toss
-            verdicts.append(
-                ood.verdict(bundle.config, bundle.folder, f[i : i + 1], z[i : i + 1], sure)
-            )
-        probs.append(p)
+    with torch.inference_mode():
+        for start in range(0, len(images), batch):
+            x = torch.stack([ct_tensor(im.pixels, prep) for im in images[start : start + batch]])
+            feats, logits = ood.embed(bundle.model, x.to(bundle.device))
+            p = torch.sigmoid(logits[:, 0]).float().cpu().numpy()
+            f, z = feats.cpu().numpy(), logits.float().cpu().numpy()
+            for i in range(len(p)):
+                sure = max(p[i, 0], 1 - p[i, 0])  # how far `any` is from a coin toss
+                verdicts.append(
+                    ood.verdict(bundle.config, bundle.folder, f[i : i + 1], z[i : i + 1], sure)
+                )
+            probs.append(p)
     return np.concatenate(probs), verdicts
 
 
@@ -232,6 +245,9 @@ def read_slices(paths: Sequence[Path], workdir: Path) -> tuple[list[Image], list
     report) are skipped and named in the second list. No slice at all is an error, and so is an
     upload that mixes patients or series: one study's answer must come from one series.
     """
+    from workbench.io.archive import extract_zip
+    from workbench.io.dicom import series_key
+
     images: list[Image] = []
     skipped: list[str] = []
     keys: set[str] = set()
@@ -262,6 +278,11 @@ def read_slices(paths: Sequence[Path], workdir: Path) -> tuple[list[Image], list
 
 def gradcam_map(bundle: ModelBundle, image: Image, label: str) -> np.ndarray:
     """Grad-CAM of ``label`` on the slice, in [0, 1] at the slice's own size."""
+    import torch
+    import torch.nn.functional as F
+
+    from workbench.explain import gradcam
+
     if label not in bundle.labels:
         raise InputError(f"unknown label '{label}'; choose one of {', '.join(bundle.labels)}.")
     prep = CTPreprocess.from_dict(bundle.config["preprocess"])
@@ -291,6 +312,45 @@ def predict(bundle: ModelBundle, image: Image) -> dict[str, Any]:
     }
 
 
-SPEC = TaskSpec(
-    name="hemorrhage", title="Intracranial haemorrhage (head CT)", predict=predict, read=read_ct
+def predict_series(bundle: ModelBundle, path: Path) -> dict[str, Any]:
+    """A zipped CT series: the study's answer (maximum over slices), as the tab gives it."""
+    with tempfile.TemporaryDirectory(prefix="series_") as tmp:
+        images, skipped = read_slices([path], Path(tmp))
+    summary = study_summary(bundle.labels, *assess(bundle, images))
+    return {
+        "source": path.name,
+        **summary,
+        "skipped": skipped,
+        "model": bundle.config.get("title", bundle.config["model"]["name"]),
+        "weights": bundle.source,
+    }
+
+
+def predict_file(bundle: ModelBundle, path: Path) -> dict[str, Any]:
+    """One file's answer: a slice's, or for a zipped series the study's."""
+    if zipfile.is_zipfile(path):
+        return predict_series(bundle, path)
+    return predict(bundle, read_ct(path))
+
+
+SPEC = register(
+    TaskSpec(
+        name="hemorrhage",
+        title="Intracranial haemorrhage (head CT)",
+        predict=predict,
+        read=read_ct,
+        predict_file=predict_file,
+        zips=True,
+        phantom="workbench.phantom.ct:write_rsna",
+        train="workbench.recipes.hemorrhage:main",
+        tab="workbench.ui.hemorrhage:build",
+        tab_title="Haemorrhage",
+        endpoint="hemorrhage_analyse",
+        examples=(
+            "hemorrhage_phantom_subdural.dcm",
+            "hemorrhage_phantom_intraventricular.dcm",
+            "hemorrhage_phantom_normal.dcm",
+            "hemorrhage_phantom_series.zip",  # one patient's series, 24 slices
+        ),
+    )
 )

@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from workbench.data.folders import split_44_label, tumour_type_of
-from workbench.io import Image
-from workbench.tasks.base import TaskSpec
-from workbench.tasks.classify import Classification, answer, classify
-from workbench.weights import ModelBundle
+from workbench.tasks.base import TaskSpec, register
+
+if TYPE_CHECKING:
+    from workbench.io import Image
+    from workbench.tasks.classify import Classification
+    from workbench.weights import ModelBundle
 
 TOP_K = 5
 
 
 def contrast_of(label: str) -> str:
+    from workbench.data.folders import split_44_label  # torch: on use, not at registration
+
     return split_44_label(label)[1] or "unknown"
 
 
 def summarise(result: Classification) -> dict[str, Any]:
     """Top-5 classes, and tumour type and contrast as sums over the 44 probabilities."""
+    from workbench.data.folders import tumour_type_of
+
     types, contrasts = result.marginal(tumour_type_of), result.marginal(contrast_of)
     return {
         "top5": result.top_k(TOP_K),
@@ -30,8 +35,27 @@ def summarise(result: Classification) -> dict[str, Any]:
 
 
 def predict(bundle: ModelBundle, image: Image) -> dict[str, Any]:
+    from workbench.tasks.classify import answer, classify
+
     result = classify(bundle, image)
     return {**answer(bundle, image, result), **summarise(result)}
 
 
-SPEC = TaskSpec(name="tumor44", title="Tumour type (44 classes)", predict=predict)
+SPEC = register(
+    TaskSpec(
+        name="tumor44",
+        title="Tumour type (44 classes)",
+        predict=predict,
+        phantom="workbench.phantom.layouts:write_tumor44",
+        train="workbench.recipes.classifier:main",
+        train_args=("tumor44",),
+        tab="workbench.ui.tumor44:build",
+        tab_title="Tumour type",
+        endpoint="tumor44_classify",
+        examples=(
+            "tumor44_phantom_meningioma_T1C+.png",
+            "tumor44_phantom_schwannoma_T2.png",
+            "tumor44_phantom_normal_T1.png",
+        ),
+    )
+)

@@ -9,40 +9,47 @@ segmented slice by slice and cleaned of specks in 3D (:func:`segment_volume`).
 from __future__ import annotations
 
 import re
+import tempfile
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import nibabel as nib
 import numpy as np
-import PIL.Image
-import torch
-import torch.nn.functional as F
-from scipy import ndimage
 
 from workbench.errors import InputError
-from workbench.io import Image, load_image
-from workbench.io.archive import extract_zip
-from workbench.io.series import Series, load_series
-from workbench.metrics import segmentation_scores
-from workbench.tasks.base import TaskSpec
-from workbench.tasks.preprocess import Preprocess, to_tensor
-from workbench.weights import ModelBundle
+from workbench.tasks.base import TaskSpec, read_image, register
+
+# Registering the task must not load torch (see workbench.tasks.base): the heavy imports are
+# made inside the functions that need them.
+if TYPE_CHECKING:
+    import nibabel as nib
+    import PIL.Image
+
+    from workbench.io import Image
+    from workbench.io.series import Series
+    from workbench.weights import ModelBundle
 
 THRESHOLD = 0.5
 BATCH = 16
 
 
-@torch.inference_mode()
 def probability_map(bundle: ModelBundle, image: Image) -> np.ndarray:
     """Tumour probability per pixel of the original slice."""
+    import torch
+    import torch.nn.functional as F
+
+    from workbench.tasks.preprocess import Preprocess, to_tensor
+
     prep = Preprocess.from_dict(bundle.config["preprocess"])
-    x = to_tensor(image.pixels, prep)[None].to(bundle.device)
-    prob = torch.sigmoid(bundle.model(x))
-    prob = F.interpolate(prob, size=image.pixels.shape[:2], mode="bilinear", align_corners=False)
-    return prob[0, 0].float().cpu().numpy()
+    with torch.inference_mode():
+        x = to_tensor(image.pixels, prep)[None].to(bundle.device)
+        prob = torch.sigmoid(bundle.model(x))
+        prob = F.interpolate(
+            prob, size=image.pixels.shape[:2], mode="bilinear", align_corners=False
+        )
+        return prob[0, 0].float().cpu().numpy()
 
 
 def segment(bundle: ModelBundle, image: Image) -> np.ndarray:
@@ -55,6 +62,8 @@ def drop_small_components(mask: np.ndarray, min_voxels: int) -> np.ndarray:
     LGG pipelines remove once a whole patient is segmented."""
     if min_voxels <= 0 or not mask.any():
         return mask
+    from scipy import ndimage
+
     labels, _ = ndimage.label(mask, structure=np.ones((3,) * mask.ndim, dtype=bool))
     sizes = np.bincount(labels.ravel())
     keep = sizes >= min_voxels
@@ -78,7 +87,42 @@ def predict(bundle: ModelBundle, image: Image) -> dict[str, Any]:
     }
 
 
-SPEC = TaskSpec(name="tumor_seg", title="Brain tumour segmentation", predict=predict)
+def is_volume(path: Path) -> bool:
+    """A whole patient (a zip of slices or of a DICOM series, a NIfTI volume), not one slice."""
+    from workbench.io.series import NIFTI_SUFFIXES
+
+    return zipfile.is_zipfile(path) or path.name.lower().endswith(NIFTI_SUFFIXES)
+
+
+def predict_file(bundle: ModelBundle, path: Path) -> dict[str, Any]:
+    """One file's answer: a slice's area, or a whole patient's volume summary."""
+    if not is_volume(path):
+        return predict(bundle, read_image(path))
+    with tempfile.TemporaryDirectory(prefix="volume_") as tmp:
+        volume = read_volume(path, Path(tmp))
+    return segment_volume(bundle, volume).summary
+
+
+SPEC = register(
+    TaskSpec(
+        name="tumor_seg",
+        title="Brain tumour segmentation",
+        predict=predict,
+        predict_file=predict_file,
+        zips=True,
+        phantom="workbench.phantom.layouts:write_kaggle_3m",
+        train="workbench.recipes.tumor_seg:main",
+        tab="workbench.ui.tumor:build",
+        tab_title="Brain tumour",
+        endpoint="tumor_segment",
+        examples=(
+            "tumor_seg_phantom_1.tif",
+            "tumor_seg_phantom_2.tif",
+            "tumor_seg_phantom_empty.tif",
+            "tumor_seg_phantom_patient.zip",  # a whole patient, slices and masks
+        ),
+    )
+)
 
 
 # ``<patient>_<n>.tif`` of the LGG ``kaggle_3m`` layout (``<patient>_<n>_mask.tif`` its mask).
@@ -110,6 +154,10 @@ def _kaggle_slices(files: list[Path]) -> list[tuple[int, Path]]:
 def read_volume(path: Path, workdir: Path) -> Volume:
     """A patient from a zip of ``kaggle_3m`` slices (masks, when there, become the truth), a zip
     or folder of one DICOM series, or a NIfTI volume (one sequence, or three as a 4D file)."""
+    from workbench.io import load_image
+    from workbench.io.archive import extract_zip
+    from workbench.io.series import load_series
+
     path = Path(path)
     if zipfile.is_zipfile(path):
         files = extract_zip(path, workdir)
@@ -140,21 +188,27 @@ class VolumeResult:
     summary: dict[str, Any]
 
 
-@torch.inference_mode()
 def segment_volume(
     bundle: ModelBundle, volume: Volume, progress: Callable[[int, int], None] | None = None
 ) -> VolumeResult:
     """Every slice segmented, then the patient's connected components below the model's speck
     size removed (``config.json`` ``postprocess``, chosen on validation patients in training)."""
+    import torch
+    import torch.nn.functional as F
+
+    from workbench.metrics import segmentation_scores
+    from workbench.tasks.preprocess import Preprocess, to_tensor
+
     prep = Preprocess.from_dict(bundle.config["preprocess"])
     shape = volume.slices.shape[1:3]
     probs = []
-    for start in range(0, len(volume.slices), BATCH):
-        x = torch.stack([to_tensor(s, prep) for s in volume.slices[start : start + BATCH]])
-        p = torch.sigmoid(bundle.model(x.to(bundle.device))).float().cpu()
-        probs.append(F.interpolate(p, size=shape, mode="bilinear", align_corners=False)[:, 0])
-        if progress:
-            progress(min(start + BATCH, len(volume.slices)), len(volume.slices))
+    with torch.inference_mode():
+        for start in range(0, len(volume.slices), BATCH):
+            x = torch.stack([to_tensor(s, prep) for s in volume.slices[start : start + BATCH]])
+            p = torch.sigmoid(bundle.model(x.to(bundle.device))).float().cpu()
+            probs.append(F.interpolate(p, size=shape, mode="bilinear", align_corners=False)[:, 0])
+            if progress:
+                progress(min(start + BATCH, len(volume.slices)), len(volume.slices))
     raw = torch.cat(probs).numpy() >= THRESHOLD
     # The speck size was chosen at the model's input size; scale it to this grid.
     scale = shape[0] * shape[1] / (prep.size[0] * prep.size[1])
@@ -182,6 +236,8 @@ def segment_volume(
 
 def mask_nifti(volume: Volume, mask: np.ndarray) -> nib.Nifti1Image:
     """The mask on the input's grid (same affine); a picture stack gets 1 mm voxels."""
+    import nibabel as nib
+
     data = mask.astype(np.uint8)
     if volume.series is not None:
         return volume.series.to_nifti(data)
@@ -190,4 +246,6 @@ def mask_nifti(volume: Volume, mask: np.ndarray) -> nib.Nifti1Image:
 
 def mask_png(mask: np.ndarray) -> PIL.Image.Image:
     """A slice's mask as the field's 0 / 255 PNG."""
+    import PIL.Image
+
     return PIL.Image.fromarray(mask.astype(np.uint8) * 255)

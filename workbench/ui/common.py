@@ -20,13 +20,14 @@ from workbench import DISCLAIMER
 from workbench.errors import InputError
 from workbench.io import Image, load_image
 from workbench.io.limits import DEFAULT_LIMITS, check_file_size
+from workbench.tasks import get_task
+from workbench.tasks.base import EXAMPLES_DIR
 from workbench.ui.uploads import upload_ttl
 from workbench.weights import ModelBundle, load
 
 log = logging.getLogger("workbench.ui")
 F = TypeVar("F", bound=Callable[..., Any])
 
-EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
 # Files served from where they lie, never copied into gradio's swept cache (gr.set_static_paths
 # replaces the whole list, so it is kept here).
 _IN_PLACE: set[str] = set()
@@ -105,7 +106,7 @@ def read_upload(upload: Any) -> Image:
 
 def model_for(task: str) -> ModelBundle:
     """The task's shared model; missing weights become the one-line how-to-train message."""
-    return load(task)
+    return load(get_task(task).weights_name)
 
 
 def provenance(bundle: ModelBundle) -> str:

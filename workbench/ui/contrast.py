@@ -16,11 +16,7 @@ from workbench.ui.classify import (
 )
 from workbench.ui.common import guarded, model_for, provenance, read_upload
 
-EXAMPLES = (
-    "contrast_phantom_T1_pre.png",
-    "contrast_phantom_T1_post.png",
-    "contrast_phantom_T2.png",
-)
+EXAMPLES = contrast.SPEC.examples
 # Real DICOMs (for the header check), then slices as in ui/tumor.py: held out of training.
 REAL = (
     "dicom/pydicom_3.0.2/MR_small.dcm",

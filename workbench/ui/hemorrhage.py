@@ -33,12 +33,7 @@ SHORT = {
     "subarachnoid": "SAH",
     "subdural": "SDH",
 }
-EXAMPLES = (
-    "hemorrhage_phantom_subdural.dcm",
-    "hemorrhage_phantom_intraventricular.dcm",
-    "hemorrhage_phantom_normal.dcm",
-    "hemorrhage_phantom_series.zip",
-)
+EXAMPLES = hemorrhage.SPEC.examples
 
 
 @dataclass

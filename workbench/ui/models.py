@@ -13,10 +13,9 @@ from typing import Any
 import gradio as gr
 
 from workbench.errors import InputError
-from workbench.tasks import TASK_NAMES
+from workbench.tasks import get_task, list_tasks
 from workbench.weights import CARD_NAME, CONFIG_NAME, resolve
 
-MODEL_TASKS = (*TASK_NAMES, "perfusion")
 _FRONT_MATTER = re.compile(r"\A---\n.*?\n---\n", re.DOTALL)
 # Cards link their pictures relatively (right on the Hub); the page shows them in a gallery.
 _IMAGE_LINK = re.compile(r"!\[([^\]]*)\]\(([^)\s]+)\)")
@@ -31,10 +30,15 @@ def architecture(spec: dict[str, Any]) -> str:
     return " / ".join(str(p).removeprefix("tu-") for p in parts) or str(spec.get("name"))
 
 
+def model_tasks() -> list[str]:
+    """Every registered task, in tab order."""
+    return [spec.name for spec in list_tasks()]
+
+
 def model_row(task: str) -> dict[str, str]:
     """One line of the table; a missing model is a row that says how to get one."""
     try:
-        folder, source = resolve(task, local_files_only=True)
+        folder, source = resolve(get_task(task).weights_name, local_files_only=True)
     except InputError:
         return {
             "task": task,
@@ -62,7 +66,7 @@ def model_card(task: str) -> tuple[str, list[tuple[str, str]]]:
     """The card's prose (the Hub metadata block is for machines, not for this page) and the
     pictures it links, as (file, caption) pairs for a gallery."""
     try:
-        folder, _ = resolve(task, local_files_only=True)
+        folder, _ = resolve(get_task(task).weights_name, local_files_only=True)
     except InputError as err:
         return f"**{task}:** {err}", []
     card = folder / CARD_NAME
@@ -80,7 +84,7 @@ def model_card(task: str) -> tuple[str, list[tuple[str, str]]]:
 
 
 def table() -> list[list[str]]:
-    return [list(model_row(task).values()) for task in MODEL_TASKS]
+    return [list(model_row(task).values()) for task in model_tasks()]
 
 
 def build() -> None:
@@ -96,7 +100,8 @@ def build() -> None:
         wrap=True,
         column_widths=["9%", "21%", "17%", "33%", "20%"],
     )
-    task = gr.Dropdown(list(MODEL_TASKS), value=MODEL_TASKS[0], label="Model card")
+    tasks = model_tasks()
+    task = gr.Dropdown(tasks, value=tasks[0], label="Model card")
     card = gr.Markdown()
     pictures = gr.Gallery(
         label="The card's figures",

@@ -1,10 +1,8 @@
 """The Perfusion tab: a 4D DSC series in, Tmax / CBF / CBV / MTT maps, volumes and the AIF out.
 
 Upload a zip of the DICOM series (one file per slice and time point, any names) or a 4D NIfTI.
-The built-in example is a simulated stroke patient (64×64, 6 slices, 40 time points), made with::
-
-    write_dsc(out, 1, seed=7, shape=(6, 64, 64), n_times=40)  # workbench.phantom.perfusion
-    cd out/patient_000/dsc && zip -9 -X examples/perfusion_phantom.zip *.dcm
+The built-in example (the perfusion task's, :mod:`workbench.tasks.perfusion`) is a simulated
+stroke patient (64×64, 6 slices, 40 time points) made by ``scripts/make_examples.py perfusion``.
 
 The series is unzipped into a temporary folder deleted with the request; the maps offered for
 download are written straight into a folder of their own in Gradio's cache, which the app sweeps
@@ -31,9 +29,10 @@ from workbench.io.sniff import is_dicom
 from workbench.perfusion.maps import PerfusionMaps
 from workbench.perfusion.pipeline import perfusion_maps, write_maps
 from workbench.render import colourise, overlay_mask
+from workbench.tasks import get_task
 from workbench.ui.common import guarded, result_folder, upload_column, upload_path
 
-EXAMPLES = ("perfusion_phantom.zip",)
+EXAMPLES = get_task("perfusion").examples
 METHODS = [
     ("oSVD (deconvolution)", "osvd"),
     ("bSVD (deconvolution)", "bsvd"),

@@ -34,9 +34,11 @@ from workbench.ui.common import (
     upload_path,
 )
 
-EXAMPLES = ("tumor_seg_phantom_1.tif", "tumor_seg_phantom_2.tif", "tumor_seg_phantom_empty.tif")
-VOLUME_EXAMPLE = "tumor_seg_phantom_patient.zip"
-DETECT_EXAMPLES = ("tumor_detect_phantom_glioma.jpg", "tumor_detect_phantom_notumor.jpg")
+# The tasks' example files: segmentation's single slices and its whole patient (the zip), and
+# detection's slices.
+EXAMPLES = tuple(n for n in tumor_seg.SPEC.examples if not n.endswith(".zip"))
+(VOLUME_EXAMPLE,) = (n for n in tumor_seg.SPEC.examples if n.endswith(".zip"))
+DETECT_EXAMPLES = tumor_detect.SPEC.examples
 # Real slices the shipped model held out of training (its weights/<task>/split.json): the first
 # of each folder in name order that it gets right; its card shows the errors too.
 REAL = tuple(

@@ -16,11 +16,7 @@ from workbench.ui.classify import (
 )
 from workbench.ui.common import guarded, model_for, provenance, read_upload
 
-EXAMPLES = (
-    "tumor44_phantom_meningioma_T1C+.png",
-    "tumor44_phantom_schwannoma_T2.png",
-    "tumor44_phantom_normal_T1.png",
-)
+EXAMPLES = tumor44.SPEC.examples
 # Held out of training, as in ui/tumor.py.
 REAL = tuple(
     f"datasets/brain_tumor_mri_44c/{f}"
