@@ -99,10 +99,9 @@ class PreparedData:
     the layout names patients), then ``--extra-data`` (training only).
     """
 
-    root: Path  # --data
     data: FolderImages
     splits: dict[str, np.ndarray]
-    groups: np.ndarray  # near-duplicate group of each split image (all but --extra-data)
+    groups: np.ndarray  # split group of each split image: patient or near-duplicate group
     keys: list[str]  # each image's name in split.json and cards
     conflicts: list[list[int]] = field(default_factory=list)  # identical images, differing labels
     extra_root: Path | None = None  # --extra-data: its images follow the others, all train
@@ -257,9 +256,7 @@ def prepare(
         extra_idx = extra_idx[~near]
     splits["train"] = np.concatenate([splits["train"], extra_idx])
     conflicts = label_conflicts(data.images, [s.label for s in data.samples])
-    return PreparedData(
-        Path(data_dir), data, splits, groups, keys, conflicts, extra_root, roots[1:]
-    )
+    return PreparedData(data, splits, groups, keys, conflicts, extra_root, roots[1:])
 
 
 def source_groups(
