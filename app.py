@@ -104,6 +104,8 @@ def main(argv: list[str] | None = None) -> None:
             theme=theme(),
             max_file_size="200mb",
         )
+    except KeyboardInterrupt:  # a stop that lands before launch() reaches its own wait loop
+        pass
     finally:
         shutil.rmtree(run, ignore_errors=True)
 
