@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from tests.test_cli import ROOT, assert_one_error_line
-from workbench.train import RECIPES
+from workbench.tasks import list_tasks
+from workbench.train import trainable
 
 # 300 s as tests/test_cli.py allows: importing torch took over 120 s on the busy 2-core machine.
 CAPTURED = {"capture_output": True, "text": True, "timeout": 300}
@@ -97,10 +98,11 @@ def test_every_train_script_is_a_task_of_the_command() -> None:
     from workbench.recipes.classifier_tasks import CLASSIFIER_TASKS
 
     scripts = {p.stem for p in (ROOT / "train").glob("*.py")}
-    assert set(RECIPES) == scripts == TASKS
+    assert set(trainable()) == scripts == TASKS
     for task in scripts:
         assert f'run_task("{task}")' in (ROOT / "train" / f"{task}.py").read_text()
-    assert {name for name, r in RECIPES.items() if r.shared} == set(CLASSIFIER_TASKS)
+    shared = {s.name for s in list_tasks() if s.train == "workbench.recipes.classifier:main"}
+    assert shared == set(CLASSIFIER_TASKS)
 
 
 def _python(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
