@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 # Tabs that show no one task, after the tasks' own: (title, "module:function" building it).
 OTHER_TABS: list[tuple[str, str]] = [("Models", "workbench.ui.models:build")]
+QUEUE_SIZE = 100  # requests waiting at most; more get "queue full" at once, not a time-out
 
 # The banner sets its own colours in both themes: gradio's dark text colour on its light
 # background was unreadable.
@@ -77,8 +78,11 @@ def build_app() -> gr.Blocks:
                 except ImportError as err:
                     gr.Markdown(f"This tab is unavailable: `{err}`.")
         gr.Markdown(f"<sub>{DISCLAIMER}</sub>")
-    # One heavy job at a time per model group, so a perfusion series cannot starve other tabs.
-    demo.queue(default_concurrency_limit=2, max_size=32)
+    # Memory is bounded by how many jobs run, not by how many wait: two model jobs at a time
+    # (concurrency_id "models"), one perfusion series ("perfusion"), each request's working
+    # memory bounded by workbench.io.limits. A waiting request holds only its upload's path, so
+    # the queue takes two per client of a 50-client class (bench/load.py --clients 50).
+    demo.queue(default_concurrency_limit=2, max_size=QUEUE_SIZE)
     return demo
 
 

@@ -25,7 +25,7 @@ SHARED = ROOT.parent / "shared" / "data" / "datasets"
 def tumor_seg(data: Path) -> list[dict]:
     from workbench.data.lgg import LGGSlices, scan_kaggle_3m
     from workbench.recipes.tumor_seg import LEVELS, postprocess, predict_masks, score
-    from workbench.tasks.preprocess import Preprocess
+    from workbench.transforms.mr import Preprocess
 
     folder, _ = weights.resolve("tumor_seg")
     bundle = weights.load("tumor_seg")
@@ -33,9 +33,9 @@ def tumor_seg(data: Path) -> list[dict]:
     records = [
         r for r in scan_kaggle_3m(data / "lgg_kaggle_3m") if r.patient in split["test_patients"]
     ]
-    test = LGGSlices(records, Preprocess.from_dict(bundle.config["preprocess"]))
+    test = LGGSlices(records, Preprocess.from_dict(bundle.config.preprocess))
     pred, true = predict_masks(bundle.model, test)
-    min_voxels = bundle.config["postprocess"]["min_component_voxels"]
+    min_voxels = bundle.config.postprocess["min_component_voxels"]
     rows = []
     for name, n in (("without post-processing", 0), (f"specks < {min_voxels} removed", min_voxels)):
         report = score(postprocess(pred, test.records, n), true, test.records)
@@ -58,9 +58,10 @@ def tumor_seg(data: Path) -> list[dict]:
 
 
 def hemorrhage(data: Path) -> list[dict]:
+    from workbench.ct import read_ct
     from workbench.data.rsna import LABELS, scan_rsna
     from workbench.recipes.hemorrhage import scores
-    from workbench.tasks.hemorrhage import probabilities, read_ct
+    from workbench.tasks.hemorrhage import probabilities
 
     folder, _ = weights.resolve("hemorrhage")
     bundle = weights.load("hemorrhage")

@@ -9,7 +9,8 @@ task's first example with the tab's defaults for its other inputs (read from the
 its answer is what the tab outputs as JSON or labels. Every answer must equal its reference (the
 models are deterministic); the server's resident memory is sampled throughout. Bounded in count
 and time, it stops by itself and stops the server. Prints a table: per endpoint, requests,
-failures, median and max latency; then the server's memory before, peak and after.
+failures, median and max latency; then the server's memory before, peak and after; then, if
+any request failed, why (the server's message, or an answer that differs).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections import defaultdict
+from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,6 +165,7 @@ def main() -> None:
         before = _rss_mb(server.pid)
         threading.Thread(target=sample, daemon=True).start()
         results: dict[str, list[tuple[bool, float]]] = defaultdict(list)
+        reasons: Counter[str] = Counter()
         deadline = time.monotonic() + args.timeout
         local = threading.local()
 
@@ -178,9 +180,12 @@ def main() -> None:
             try:
                 outputs = local.client.predict(*call.arguments(handle_file), api_name=name)
                 ok = call.answer(outputs) == reference[name]
-            except Exception:  # a failed request is a result to count
-                ok = False
+                why = "" if ok else "answer differs from the one given alone"
+            except Exception as err:  # a failed request is a result to count, with its reason
+                ok, why = False, (str(err).strip().splitlines() or [type(err).__name__])[0]
             results[name].append((ok, time.perf_counter() - start))
+            if why:
+                reasons[f"{name}: {why[:120]}"] += 1
 
         started = time.perf_counter()
         with ThreadPoolExecutor(args.clients) as pool:
@@ -212,7 +217,9 @@ def main() -> None:
         f"\nserver memory: {before:.0f} MB before, {max(samples or [before]):.0f} MB peak, "
         f"{after:.0f} MB after"
     )
-    if any(row["failed"] for row in rows):
+    if reasons:
+        print("\nwhy requests failed:")
+        print(markdown_table([{"reason": r, "requests": n} for r, n in reasons.most_common()]))
         raise SystemExit(1)
 
 

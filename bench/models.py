@@ -37,8 +37,8 @@ def _train_throughput(bundle, steps: int) -> float:
     from workbench.training import to_memory_format
     from workbench.weights import without_pretrained
 
-    model = build_model(without_pretrained(bundle.config["model"])).to(bundle.device).train()
-    prep = bundle.config.get("preprocess", {})
+    model = build_model(without_pretrained(bundle.config.model.to_dict())).to(bundle.device).train()
+    prep = bundle.config.preprocess
     size = prep.get("size", [224, 224])
     batch = 8
     x = torch.randn(batch, prep.get("channels", 3), *size, device=bundle.device)
@@ -83,7 +83,7 @@ def bench_one(task: str, repeats: int, train_steps: int) -> dict:
             times.append(time.perf_counter() - start)
     return {
         "task": task,
-        "model": bundle.config.get("title", bundle.config["model"]["name"]),
+        "model": bundle.config.title,
         "device": str(bundle.device),
         "load s": round(load_s, 2),
         "latency ms": round(1000 * statistics.median(times)),

@@ -20,6 +20,7 @@ import json
 import random
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,7 @@ from workbench import ood
 from workbench.cards import put_section
 from workbench.data.folders import Sample, sample_image
 from workbench.io import Image, load_image
+from workbench.model_config import ModelConfig
 from workbench.recipes.classifier import split_samples
 from workbench.tasks.classify import calibrated
 from workbench.weights import load_folder
@@ -149,7 +151,7 @@ def features(task: str, name: str, items: list, cache: Path) -> tuple[np.ndarray
     path = cache / task / f"{stem}.safetensors"
     if not path.is_file():
         bundle = load_folder(folder, task, device=torch.device("cpu"))
-        to_input = ood.classifier_input(bundle.config["preprocess"])
+        to_input = ood.classifier_input(bundle.config.preprocess)
 
         def prepare(item):
             return to_input(sample_image(item) if isinstance(item, Sample) else item)
@@ -203,8 +205,8 @@ def compare(train, held, sets) -> None:
 def measure(task: str, held, held_labels, sets) -> dict:
     """Flag rates with the statistics stored in the model folder (as the app decides them)."""
     folder = ROOT / "weights" / task
-    config = json.loads((folder / "config.json").read_text())
-    stats, entry = ood.load_stats(folder), config["ood"]
+    config = ModelConfig.read(folder)
+    stats, entry = ood.load_stats(folder), config.ood
 
     def decide(f: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         far = ood.score(stats, f, z, entry["method"], entry["k"]) > entry["threshold"]
@@ -251,12 +253,12 @@ def print_table(task: str, entry: dict) -> None:
 def record(task: str, measured: dict) -> dict:
     """Store the measured rates in ``config.json["ood"]`` and the card's "Unsure" section."""
     folder = ROOT / "weights" / task
-    config = json.loads((folder / "config.json").read_text())
-    config["ood"]["measured"] = measured
-    (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    config = ModelConfig.read(folder)
+    entry = {**config.ood, "measured": measured}
+    replace(config, ood=entry).write(folder)
     card = folder / "README.md"
-    card.write_text(put_section(card.read_text(), ood.card_section(config["ood"])))
-    return config["ood"]
+    card.write_text(put_section(card.read_text(), ood.card_section(entry)))
+    return entry
 
 
 def main() -> None:

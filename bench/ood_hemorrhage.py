@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +20,10 @@ from skimage import data as skdata
 
 from workbench import ood
 from workbench.cards import put_section
+from workbench.ct import read_ct
 from workbench.data.rsna import scan_rsna
-from workbench.tasks.hemorrhage import THRESHOLD, assess, read_ct
+from workbench.model_config import ModelConfig
+from workbench.tasks.hemorrhage import THRESHOLD, assess
 from workbench.weights import load_folder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,14 +78,13 @@ def main() -> None:
         "accuracy_kept": float(right[~unsure].mean()),
         "kept": float((~unsure).mean()),
     }
-    config_path = folder / "config.json"
-    config = json.loads(config_path.read_text())
-    config["ood"]["measured"] = measured
-    config_path.write_text(json.dumps(config, indent=2) + "\n")
+    config = ModelConfig.read(folder)
+    entry = {**config.ood, "measured": measured}
+    replace(config, ood=entry).write(folder)
     card = (folder / "README.md").read_text()
-    floor = config["ood"]["confidence_floor"]
+    floor = entry["confidence_floor"]
     section = (
-        ood.card_section(config["ood"])
+        ood.card_section(entry)
         .replace("bench/ood.py", "bench/ood_hemorrhage.py")
         .replace(  # multi-label: the floor applies to `any`'s distance from a coin toss
             f"the calibrated probability is under {floor}",

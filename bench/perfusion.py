@@ -98,7 +98,7 @@ def _bench_cnn(series, config: PerfusionConfig, weights: str) -> None:
         return
     maps = compute_maps(series, config)
     seconds, cpu = _seconds(lambda: learned_tmax(maps, series, bundle, config))
-    name = bundle.config["model"]["name"]
+    name = bundle.config.model.name
     print(
         f"CNN Tmax ({name}: inputs and forward pass, after the maps): {seconds:.2f} s "
         f"({cpu:.2f} CPU s)"

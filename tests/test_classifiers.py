@@ -36,7 +36,7 @@ from workbench.recipes.classifier import evaluate, main, model_spec, sampler_for
 from workbench.recipes.classifier_tasks import ClassifierOptions
 from workbench.tasks import classify, contrast
 from workbench.tasks.contrast_rules import canonical, header_contrast
-from workbench.tasks.preprocess import IMAGENET_STD, Preprocess, to_tensor
+from workbench.transforms.mr import IMAGENET_STD, Preprocess, to_tensor
 from workbench.weights import load_folder, save_pretrained
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -309,21 +309,21 @@ def test_tiny_model_beats_chance_on_held_out_phantoms(tiny_contrast: Path, tmp_p
     assert bundle.labels == TWO
     fresh = write_two_contrasts(tmp_path / "fresh", n=10, seed=99)
     samples = scan_dataset(fresh, get_label_map("contrast"))
-    data = FolderImages(samples, bundle.labels, Preprocess.from_dict(bundle.config["preprocess"]))
+    data = FolderImages(samples, bundle.labels, Preprocess.from_dict(bundle.config.preprocess))
     probs = evaluate(bundle.model, data)[:, 0]
     accuracy = float((probs.argmax(-1) == data.targets).float().mean())
     assert accuracy >= 0.75  # chance is 0.5: 15 of 20 right by chance has p ≈ 0.02
     card = (tiny_contrast / "README.md").read_text()
     assert "model-index" in card and "confusion.png" in card
     assert (tiny_contrast / "confusion.png").is_file()
-    assert bundle.config["metrics"]["accuracy"] > 0.5
+    assert bundle.config.metrics["accuracy"] > 0.5
 
 
 def test_probabilities_are_divided_by_the_temperature_fitted_on_held_out(
     tiny_contrast: Path, tmp_path: Path
 ) -> None:
     bundle = load_folder(tiny_contrast, "test", torch.device("cpu"))
-    calibration = bundle.config["calibration"]
+    calibration = bundle.config.calibration
     [t] = calibration["temperature"]
     assert calibration["fitted_on"] == "val" and 0.05 < t < 20 and t != pytest.approx(1.0)
     assert (tiny_contrast / "calibration.png").is_file()
@@ -511,6 +511,7 @@ def test_ensemble_folder_votes_through_the_cli(tmp_path: Path) -> None:
     model = build_model(spec)
     config = {
         "task": "tumor_detect",
+        "title": "tiny ensemble",
         "model": spec,
         "labels": ["no_tumor", "tumor"],
         "preprocess": Preprocess(size=(64, 64), imagenet_norm=True).to_dict(),
@@ -627,7 +628,7 @@ def test_head_window_ignores_how_much_border_a_frame_has() -> None:
     small[8:56, 8:56] = head
     big = np.zeros((256, 256), np.float32)
     big[100:148, 100:148] = head * 16  # a 16-bit scanner frame: wide border, other units
-    from workbench.tasks.preprocess import scale_intensity
+    from workbench.transforms.mr import scale_intensity
 
     a = scale_intensity(small, 0.5, 99.5, True)[8:56, 8:56]
     b = scale_intensity(big, 0.5, 99.5, True)[100:148, 100:148]

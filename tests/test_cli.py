@@ -110,4 +110,45 @@ def test_perfusion_writes_its_summary_to_out_too(tmp_path: Path) -> None:
     proc = run_cli("perfusion", str(EXAMPLES / "perfusion_phantom.zip"), "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     assert json.loads((out / "summary.json").read_text()) == json.loads(proc.stdout)
-    assert {p.name for p in out.iterdir()} >= {"summary.json", "tmax.nii.gz", "cbf.nii.gz"}
+    names = {p.name for p in out.iterdir()}
+    assert names >= {"summary.json", "tmax.nii.gz", "cbf.nii.gz", "aif.png"}
+    (tmax,) = out.glob("tmax_slice*.png")  # the picture the Perfusion tab opens on
+    picture = np.asarray(PILImage.open(tmax))
+    assert picture.ndim == 3 and picture.shape[0] > picture.shape[1]  # the map over its scale
+    assert len(np.unique(picture.reshape(-1, 3), axis=0)) > 20  # colours, not a blank
+
+
+def test_predict_hemorrhage_study_is_the_max_over_its_slices_in_head_order() -> None:
+    """``--study`` answers as the Haemorrhage tab does: several files are one study."""
+    files = [str(EXAMPLES / f"hemorrhage_phantom_{n}.dcm") for n in ("normal", "subdural")]
+    study = run_cli("predict", "hemorrhage", "--study", *files)
+    assert study.returncode == 0, study.stderr
+    answer = json.loads(study.stdout)
+    slices = answer["per_slice"]
+    assert answer["slices"] == len(slices) == 2
+    z = [s["z_mm"] for s in slices]
+    assert z == sorted(z, reverse=True)  # top of the head first
+    single = [
+        json.loads(line)
+        for line in run_cli("predict", "hemorrhage", *files).stdout.split("\n")
+        if line
+    ]
+    by_file = {Path(a["source"]).name: a["probabilities"] for a in single}
+    for label, p in answer["probabilities"].items():
+        assert p == pytest.approx(max(a[label] for a in by_file.values()), abs=1e-4)
+    assert_one_error_line(run_cli("predict", "contrast", "--study", files[0]), "--study is for")
+
+
+def test_predict_tumor_detect_then_segment_on_real_slices(shared_data: Path) -> None:
+    """``--segment`` answers as the Brain tumour tab does: a tumour verdict is outlined, a
+    no-tumour verdict is not segmented. The tumour slice is from a patient the segmentation
+    model held out (weights/tumor_seg/split.json)."""
+    tumour = "lgg_kaggle_3m/kaggle_3m/TCGA_CS_4943_20000902/TCGA_CS_4943_20000902_17.tif"
+    normal = "brain_tumor_mri/Training/notumor/Tr-no_0011.jpg"
+    paths = [str(shared_data / "datasets" / name) for name in (tumour, normal)]
+    proc = run_cli("predict", "tumor_detect", "--segment", *paths)
+    assert proc.returncode == 0, proc.stderr
+    found, skipped = (json.loads(line) for line in proc.stdout.splitlines())
+    assert found["label"] == "tumor" and found["segmentation"]["tumor_found"]
+    assert found["segmentation"]["area_px"] > 1000  # its reference mask has 3,086 pixels
+    assert skipped["label"] == "no_tumor" and "skipped" in skipped["segmentation"]["segmentation"]

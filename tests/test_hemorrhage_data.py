@@ -9,7 +9,7 @@ import pydicom
 import pytest
 from scipy import ndimage
 
-from workbench.ct import needs_rsna_fix
+from workbench.ct import needs_rsna_fix, read_ct
 from workbench.data.rsna import (
     CSV_NAME,
     IMAGE_DIR,
@@ -24,7 +24,7 @@ from workbench.data.rsna import (
 from workbench.errors import InputError
 from workbench.phantom.ct import ENCODINGS, Geometry, make_ct_study, write_rsna
 from workbench.phantom.head import Tissue, make_head
-from workbench.tasks.hemorrhage import CTPreprocess, read_ct
+from workbench.transforms.ct import CTPreprocess
 
 SMALL = {"shape": (24, 128, 128), "spacing": (5.0, 1.8, 1.8)}
 

@@ -18,8 +18,9 @@ from workbench.data.rsna import LABELS, RSNASlices, scan_rsna
 from workbench.phantom.ct import write_rsna
 from workbench.recipes.hemorrhage import HemorrhageOptions, scores, train
 from workbench.tasks import get_task
-from workbench.tasks.hemorrhage import CTPreprocess, order_along_head, predict, study_summary
+from workbench.tasks.hemorrhage import order_along_head, predict, study_summary
 from workbench.training import TrainConfig
+from workbench.transforms.ct import CTPreprocess
 from workbench.weights import load_folder, resolve
 
 SMALL = {"shape": (24, 128, 128), "spacing": (5.0, 1.8, 1.8)}
@@ -41,7 +42,7 @@ def held_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def held_out_aucs(folder: Path, data: Path) -> dict[str, float]:
     bundle = load_folder(folder, "test")
     index = scan_rsna(data)
-    prep = CTPreprocess.from_dict(bundle.config["preprocess"])
+    prep = CTPreprocess.from_dict(bundle.config.preprocess)
     loader = torch.utils.data.DataLoader(RSNASlices(index.paths, index.targets, prep), 32)
     with torch.inference_mode():
         prob = torch.cat([torch.sigmoid(bundle.model(x)) for x, _ in loader]).numpy()

@@ -10,16 +10,11 @@ import numpy as np
 import PIL.Image
 import pytest
 
-from workbench.ct import WINDOWS, apply_window
+from workbench.ct import WINDOWS, apply_window, read_ct
 from workbench.data.rsna import scan_rsna
 from workbench.errors import InputError
 from workbench.recipes.hemorrhage import PRESETS, train
-from workbench.tasks.hemorrhage import (
-    CTPreprocess,
-    check_picture_windows,
-    read_ct,
-    window_tensor,
-)
+from workbench.transforms.ct import CTPreprocess, check_picture_windows, window_tensor
 
 BRAIN = CTPreprocess(size=(256, 256), windows=("brain", "brain", "brain"))
 

@@ -178,3 +178,23 @@ def test_damaged_nifti_names_neither_the_path_nor_the_library(tmp_path):
     with pytest.raises(InputError) as error:
         load_series(tmp_path / "dsc.nii.gz")
     assert str(tmp_path) not in str(error.value) and "gzip" not in str(error.value)
+
+
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
+def test_a_nifti_or_zip_without_its_extension_reads_the_same(written, tmp_path, suffix):
+    """PACS and CD exports, and some uploads, lose the file name: the content decides."""
+    volume = np.random.default_rng(1).random((5, 6, 3, 7)).astype(np.float32)
+    image = nib.Nifti2Image(volume, np.diag([2.0, 2.0, 4.0, 1.0]))  # NIfTI-2 too
+    image.header.set_zooms((2.0, 2.0, 4.0, 1.5))
+    named = tmp_path / f"dsc{suffix}"
+    nib.save(image, named)
+    bare = tmp_path / "dsc_export"
+    bare.write_bytes(named.read_bytes())
+    np.testing.assert_array_equal(load_series(bare).data, load_series(named).data)
+    assert load_series(bare).tr == 1.5
+    folder, expected, *_ = written
+    archive = tmp_path / "series_export"  # a zip of the DICOM series, no .zip
+    with zipfile.ZipFile(archive, "w") as zf:
+        for file in (folder / "dsc").iterdir():
+            zf.write(file, file.name)
+    np.testing.assert_array_equal(load_series(archive).data, expected)

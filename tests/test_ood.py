@@ -56,6 +56,7 @@ def _tiny_folder(tmp_path: Path, description: str = "real MR") -> Path:
     torch.manual_seed(0)
     config = {
         "task": "contrast",
+        "title": "tiny classifier",
         "model": spec,
         "labels": ["a", "b", "c"],
         "preprocess": {"size": [32, 32], "channels": 3, "imagenet_norm": False},

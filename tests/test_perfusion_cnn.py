@@ -178,7 +178,7 @@ def test_the_unet_trains_on_whole_volumes_and_reloads(trained, tmp_path):
     report = train(data, tmp_path / "unet", opts, cfg)
     assert [row["method"] for row in report["tables"]["held_out"]] == ["cnn", "mean_map"]
     bundle = load_folder(tmp_path / "unet", "test")
-    assert bundle.config["model"] == {
+    assert bundle.config.model.to_dict() == {
         "name": "perfusion_unet3d",
         "args": {"in_channels": 80, "width": 4},
     }

@@ -110,7 +110,7 @@ def test_weights_resolve_offline_from_safetensors(task: str) -> None:
     assert folder == ROOT / "weights" / spec.weights_name and source.startswith("local")
     assert (folder / "model.safetensors").is_file() and (folder / "config.json").is_file()
     bundle = weights.load(spec.weights_name)
-    assert bundle.config["task"] == spec.weights_name
+    assert bundle.config.task == spec.weights_name
 
 
 @pytest.mark.parametrize("task", TASKS)

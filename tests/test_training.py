@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 import torch
 from torch import nn
 from torch.utils.data import TensorDataset
@@ -153,3 +154,33 @@ def test_every_flag_is_documented_by_its_field_comment() -> None:
         a.dest for a in parser._actions if a.dest not in {"help", "data", "out"} and not a.help
     ]
     assert not undocumented, undocumented
+
+
+def test_a_literal_field_is_a_flag_of_its_values_and_the_loop_knows_each_value() -> None:
+    """``TrainConfig``'s typed choices are checked on the command line, so a misspelt optimiser
+    ends the run at once, and every value they allow is one the loop can build."""
+    from typing import get_args, get_type_hints
+
+    from workbench.training import _OPTIMIZERS, _SCHEDULERS
+
+    parser = train_parser("x", TrainConfig())
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--data", "d", "--out", "o", "--optimizer", "nadam"])
+    args = parser.parse_args(["--data", "d", "--out", "o", "--mode", "max"])
+    assert args.mode == "max"
+    hints = get_type_hints(TrainConfig)
+    assert set(get_args(hints["optimizer"])) == set(_OPTIMIZERS)
+    assert set(get_args(hints["scheduler"])) == {"none", *_SCHEDULERS}
+
+
+def test_training_over_a_shipped_model_needs_force(tmp_path: Path, monkeypatch, capsys) -> None:
+    shipped = tmp_path / "weights" / "contrast"
+    shipped.mkdir(parents=True)
+    (shipped / "config.json").write_text("{}")
+    monkeypatch.setenv("WORKBENCH_WEIGHTS_DIR", str(tmp_path / "weights"))
+    parser = train_parser("x", TrainConfig())
+    with pytest.raises(SystemExit) as stop:
+        parser.parse_args(["--data", "d", "--out", str(shipped)])
+    assert stop.value.code == 2 and "add --force" in capsys.readouterr().err
+    assert parser.parse_args(["--data", "d", "--out", str(shipped), "--force"]).force
+    assert parser.parse_args(["--data", "d", "--out", str(tmp_path / "runs" / "contrast")])

@@ -10,9 +10,9 @@ import pytest
 
 from workbench.data.lgg import LGGSlices, scan_kaggle_3m
 from workbench.recipes.tumor_seg import SegOptions, choose_min_voxels, postprocess, score, train
-from workbench.tasks.preprocess import Preprocess
-from workbench.tasks.tumor_seg import drop_small_components
 from workbench.training import TrainConfig
+from workbench.transforms.mask import drop_small_components
+from workbench.transforms.mr import Preprocess
 
 
 def test_drop_small_components_counts_voxels_through_the_volume() -> None:

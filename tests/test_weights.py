@@ -27,7 +27,13 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"
 def folder(tmp_path: Path) -> Path:
     torch.manual_seed(0)
     model = build_model(SPEC)
-    config = {"task": "demo", "model": SPEC, "labels": ["a", "b"], "preprocess": {}}
+    config = {
+        "task": "demo",
+        "title": "demo",
+        "model": SPEC,
+        "labels": ["a", "b"],
+        "preprocess": {},
+    }
     return weights.save_pretrained(model, config, tmp_path / "demo", card="# demo card\n")
 
 

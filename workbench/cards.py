@@ -6,13 +6,13 @@ training script's own words about data, recipe and limits.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from workbench import DISCLAIMER
+from workbench.model_config import ModelConfig
 
 _TEMPLATE = """---
 {{ card_data }}
@@ -88,13 +88,13 @@ def render_index(weights_root: Path) -> str:
     rows = []
     for config_file in sorted(weights_root.glob("*/config.json")):
         folder = config_file.parent
-        config = json.loads(config_file.read_text())
+        config = ModelConfig.read(folder)
         results = ModelCard.load(folder / "README.md").data.eval_results or []
-        training = config.get("training", {})
+        training = config.training
         rows.append(
             {
                 "task": f"[{folder.name}]({folder.name}/README.md)",
-                "model": config.get("title", ""),
+                "model": config.title,
                 "trained on": training.get("data_description", training.get("data", "")),
                 "results (held out)": ", ".join(
                     f"{r.metric_name} {r.metric_value:.3f}" for r in results

@@ -39,7 +39,23 @@ def cmd_predict(args: argparse.Namespace) -> None:
             raise InputError(f"{Path(path).name}: only {zips} read a zip.")
     if args.masks_out and args.task != "tumor_seg":
         raise InputError("--masks-out is for tumor_seg.")
+    if args.study and args.task != "hemorrhage":
+        raise InputError("--study is for hemorrhage: its inputs are one CT study.")
+    if args.segment and args.task != "tumor_detect":
+        raise InputError("--segment is for tumor_detect: a tumour verdict is then outlined.")
     bundle = weights.load(args.weights or spec.weights_name)
+    if args.study:  # the Haemorrhage tab's answer: every input one study, in head order
+        from workbench.tasks.hemorrhage import predict_series
+
+        _print(predict_series(bundle, [Path(p) for p in args.inputs]))
+        return
+    if args.segment:  # the Brain tumour tab's answer: the vote, then the mask of a tumour
+        from workbench.tasks.tumor_pipeline import answer
+
+        segmenter = weights.load(get_task("tumor_seg").weights_name)
+        for path in map(Path, args.inputs):
+            _print(answer(bundle, segmenter, spec.read(path)))
+        return
     for path in map(Path, args.inputs):
         if args.masks_out:  # tumor_seg's answer, and its masks written beside
             from workbench.tasks.tumor_seg import is_volume
@@ -70,7 +86,7 @@ def _segment_slice(bundle, image, path: Path, out: Path) -> dict:
     return {
         "source": image.source,
         **summarise_mask(mask, image),
-        "model": bundle.config.get("title", ""),
+        "model": bundle.config.title,
         "weights": bundle.source,
     }
 
@@ -155,6 +171,18 @@ def build_parser() -> argparse.ArgumentParser:
         "a 4D DSC series (a zip of its DICOM files, a 4D NIfTI)",
     )
     p.add_argument("--weights", help="model folder or Hub repo (default: the task's)")
+    p.add_argument(
+        "--study",
+        action="store_true",
+        help="hemorrhage: all inputs are one study; print its answer (maximum over slices) and "
+        "each slice's, in head order, as the Haemorrhage tab does",
+    )
+    p.add_argument(
+        "--segment",
+        action="store_true",
+        help="tumor_detect: outline a tumour verdict with the segmentation model, as the Brain "
+        "tumour tab does",
+    )
     p.add_argument(
         "--masks-out",
         type=Path,

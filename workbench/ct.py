@@ -10,17 +10,25 @@ loader, task and tab:
 * windows (level/width in HU) map the HU range a reader cares about onto [0, 1]; the study fed
   three of them to the network as the three colour channels.
 
-numpy only: like :mod:`workbench.io`, this module never imports torch.
+:func:`read_ct` reads a slice for all of them: a DICOM into HU, a brain-window picture back to
+the HU it shows. numpy only: like :mod:`workbench.io`, this module never imports torch.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from workbench.errors import InputError
+
+if TYPE_CHECKING:
+    from workbench.io import Image
 
 
 @dataclass(frozen=True)
@@ -134,3 +142,53 @@ def picture_to_hu(
         x = x.mean(axis=-1)
     w = get_window(window)
     return (w.low + np.clip(x / full_scale, 0.0, 1.0) * w.width).astype(np.float32)
+
+
+# --- reading a slice -------------------------------------------------------------------------
+
+POSITION = "ImagePositionPatient"
+PICTURE = "CTPicture"  # header key marking a slice read from a windowed picture
+
+
+def _position(header: dict) -> list[float] | None:
+    """ImagePositionPatient (mm) when the header holds three finite numbers."""
+    values = header.get(POSITION)
+    if not isinstance(values, list) or len(values) != 3:
+        return None
+    return [float(v) for v in values] if all(map(math.isfinite, values)) else None
+
+
+def read_ct(path: Path) -> Image:
+    """A CT slice in HU (RSNA wrap fixed), with its position in the header when known; a grey
+    picture is taken as a brain-window slice and mapped back to HU."""
+    from workbench.io import load_image  # pydicom and nibabel: on use, not at registration
+    from workbench.io.images import PHOTO
+
+    image = load_image(path)
+    if image.modality == PHOTO and image.pixels.ndim in (2, 3):
+        full_scale = 65535.0 if image.header.get("StoredDataType") == "uint16" else 255.0
+        try:
+            hu = picture_to_hu(image.pixels, full_scale)
+        except InputError as err:
+            raise InputError(f"{image.source}: {err}") from None
+        header = {**image.header, PICTURE: f"{PICTURE_WINDOW} window"}
+        return dataclasses.replace(image, pixels=hu, modality="CT", header=header)
+    if image.modality != "CT" or image.pixels.ndim != 2:
+        raise InputError(
+            f"{image.source}: not a CT slice (modality {image.modality}); the haemorrhage model "
+            "needs a head CT DICOM file in Hounsfield units or a brain-window PNG/JPEG slice."
+        )
+    header = {k: v for k, v in image.header.items() if k != POSITION}
+    position = _position(image.header)
+    if position is not None:
+        header[POSITION] = position
+    return dataclasses.replace(image, pixels=hounsfield(image.pixels, image.header), header=header)
+
+
+def is_picture(image: Image) -> bool:
+    return PICTURE in image.header
+
+
+def slice_z(image: Image) -> float | None:
+    position = image.header.get(POSITION)
+    return float(position[2]) if position else None

@@ -32,6 +32,7 @@ import argparse
 import json
 import random
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ from sklearn.decomposition import PCA
 from torch import nn
 
 from workbench.io import Image, load_image
+from workbench.model_config import ModelConfig
 from workbench.models import Ensemble
 
 OOD_NAME = "ood.safetensors"
@@ -85,7 +87,7 @@ def embed(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
 def classifier_input(preprocess: dict) -> Callable[[Input], torch.Tensor]:
     """Paths and Images → the MR classifiers' model input; tensors (any model's input, e.g.
     the haemorrhage CT windows) pass through as given."""
-    from workbench.tasks.preprocess import Preprocess, to_tensor
+    from workbench.transforms.mr import Preprocess, to_tensor
 
     def prepare(item: Input) -> torch.Tensor:
         if isinstance(item, torch.Tensor):
@@ -200,8 +202,8 @@ def threshold_for(heldout_scores: np.ndarray, keep: float = KEEP) -> float:
 # --- a model folder's statistics -------------------------------------------------------------
 
 
-def trained_on_phantoms(config: dict) -> bool:
-    text = str(config.get("training", {}).get("data_description", "")).lower()
+def trained_on_phantoms(config: ModelConfig) -> bool:
+    text = str(config.training.get("data_description", "")).lower()
     return "phantom" in text or "synthetic" in text
 
 
@@ -217,7 +219,7 @@ def load_stats(folder: Path) -> dict[str, np.ndarray] | None:
 
 
 def verdict(
-    config: dict,
+    config: ModelConfig,
     folder: Path,
     feats: np.ndarray,
     logits: np.ndarray,
@@ -226,7 +228,7 @@ def verdict(
     """``unsure``, ``ood_score`` and ``reason`` for one input (``feats`` ``(1, D)``, ``logits``
     ``(1, M, C)``). ``confidence``: the calibrated top probability, None to skip the floor
     (multi-label). Reasons join with "; " when several apply."""
-    ood = config.get("ood")
+    ood = config.ood
     stats = load_stats(folder) if ood else None
     reasons = []
     value = None
@@ -275,9 +277,9 @@ def fit_ood(
 
     folder = Path(model_dir)
     bundle = load_folder(folder, f"local: {folder}", device=torch.device("cpu"))
-    prepare = prepare or classifier_input(bundle.config["preprocess"])
+    prepare = prepare or classifier_input(bundle.config.preprocess)
     if multilabel is None:
-        multilabel = bundle.config.get("task") == "hemorrhage"
+        multilabel = bundle.config.task == "hemorrhage"
     train = list(train_images)
     train = random.Random(0).sample(train, min(max_train, len(train)))
     train_f, train_z = extract(bundle.model, train, prepare, batch)
@@ -296,8 +298,6 @@ def save_ood(
     confidence_floor: float = CONFIDENCE_FLOOR,
 ) -> dict[str, Any]:
     """Fit on the training features, threshold on the held-out ones, write both files."""
-    from workbench.weights import CONFIG_NAME
-
     stats = fit_stats(train_feats, train_logits, method, multilabel=multilabel)
     held = score(stats, heldout_feats, heldout_logits, method, K, multilabel)
     entry = {
@@ -312,11 +312,9 @@ def save_ood(
     }
     stats = {k: np.ascontiguousarray(v) for k, v in stats.items()}  # sklearn's may be F-ordered
     save_file(stats, str(Path(folder) / OOD_NAME), metadata={"method": method})
-    config_path = Path(folder) / CONFIG_NAME
-    config = json.loads(config_path.read_text())
-    config["ood"] = {**config.get("ood", {}), **entry}
-    config_path.write_text(json.dumps(config, indent=2) + "\n")
-    return config["ood"]
+    config = ModelConfig.read(folder)
+    replace(config, ood={**config.ood, **entry}).write(folder)
+    return {**config.ood, **entry}
 
 
 def check(
@@ -392,7 +390,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     folder = args.weights or weights_dir() / args.task
     train, held = split_samples(folder, args.data, args.more_data, args.extra_data)
-    to_input = classifier_input(json.loads((folder / "config.json").read_text())["preprocess"])
+    to_input = classifier_input(ModelConfig.read(folder).preprocess)
     torch.set_num_threads(2)
     entry = fit_ood(
         folder,

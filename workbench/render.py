@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib import colormaps
 from scipy import ndimage
 
-from workbench.tasks.preprocess import scale_intensity
+from workbench.transforms.mr import scale_intensity
 
 
 def to_rgb(pixels: np.ndarray, low_pct: float = 0.5, high_pct: float = 99.5) -> np.ndarray:

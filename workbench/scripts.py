@@ -13,11 +13,11 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import Any, TypeVar, get_type_hints
+from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 from workbench.errors import InputError
 from workbench.training import TrainConfig
-from workbench.weights import push_to_hub
+from workbench.weights import push_to_hub, weights_dir
 
 T = TypeVar("T")
 
@@ -52,6 +52,8 @@ def add_dataclass_args(parser: argparse.ArgumentParser, cls: type[T], defaults: 
         flag = {"dest": f.name, "default": getattr(defaults, f.name)}
         if hints[f.name] is bool:
             flag["action"] = argparse.BooleanOptionalAction
+        elif get_origin(hints[f.name]) is Literal:  # a typed set of values: argparse checks it
+            flag["choices"] = get_args(hints[f.name])
         else:
             flag["type"] = _flag_type(hints[f.name])
         group.add_argument(f"--{f.name.replace('_', '-')}", help=comments.get(f.name, ""), **flag)
@@ -61,13 +63,41 @@ def dataclass_from_args(cls: type[T], args: argparse.Namespace) -> T:
     return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
 
 
+class TrainParser(argparse.ArgumentParser):
+    """A training script's parser: it refuses to train over a shipped model folder.
+
+    ``--out weights/<task>`` replaces the weights the app serves; a run meant as an experiment
+    must not do that by a slip of the path, so it takes ``--force``.
+    """
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        parsed, extra = super().parse_known_args(args, namespace)
+        out = getattr(parsed, "out", None)
+        if out is not None and not getattr(parsed, "force", False) and _ships(Path(out)):
+            self.error(
+                f"--out {out} holds a shipped model (weights/): train elsewhere, or add --force "
+                "to replace it."
+            )
+        return parsed, extra
+
+
+def _ships(out: Path) -> bool:
+    """Whether ``out`` is a model folder under the project's ``weights/``."""
+    shipped = weights_dir().resolve()
+    folder = out.resolve()
+    return (folder / "config.json").is_file() and shipped in folder.parents
+
+
 def train_parser(description: str, defaults: TrainConfig) -> argparse.ArgumentParser:
     """``--data``, ``--out``, Hub flags and the training recipe with the task's defaults."""
-    parser = argparse.ArgumentParser(
+    parser = TrainParser(
         description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     parser.add_argument("--data", type=Path, required=True, help="dataset folder (real layout)")
     parser.add_argument("--out", type=Path, required=True, help="model folder to write")
+    parser.add_argument(
+        "--force", action="store_true", help="allow --out to replace a model under weights/"
+    )
     parser.add_argument(
         "--push-to-hub", metavar="REPO", help="upload the model folder to this Hub repo"
     )

@@ -16,7 +16,7 @@ import platform
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from accelerate import Accelerator
@@ -37,17 +37,17 @@ class TrainConfig:
     epochs: int = 30  # upper bound; early stopping may end sooner
     batch_size: int = 16  # images per optimiser step (per device)
     lr: float = 3e-4  # peak learning rate
-    optimizer: str = "adam"  # adam | adamw | sgd
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"  # the torch.optim class
     momentum: float = 0.9  # sgd only
     weight_decay: float = 0.0  # L2 (adam, sgd) or decoupled (adamw)
-    scheduler: str = "none"  # none | cosine (per epoch) | cosine_step (per batch, few-epoch runs)
+    scheduler: Literal["none", "cosine", "cosine_step"] = "none"  # cosine_step: per batch
     monitor: str = "val_loss"  # any key the metrics function returns, or val_loss
-    mode: str = "min"  # min | max
+    mode: Literal["min", "max"] = "min"  # whether --monitor improves downwards or upwards
     patience: int = 7  # epochs without a min-delta gain in --monitor before stopping
     min_delta: float = 0.0  # smallest change in --monitor that counts as a gain
     grad_clip: float | None = None  # max gradient norm; unset: no clipping
     num_workers: int = 0  # DataLoader worker processes
-    mixed_precision: str = "no"  # no | fp16 | bf16
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"  # Accelerate's; fp16/bf16 need a GPU
     channels_last: bool = True  # NHWC convolutions: about 1.8x faster training on CPU (oneDNN)
     seed: int = 0  # weights, shuffling, augmentation and the split
     resume: bool = False  # continue from the run's checkpoint in its work folder

@@ -21,9 +21,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from workbench.errors import WeightsNotFoundError
+from workbench.model_config import CONFIG_NAME, ModelConfig
 from workbench.models import build_model
 
-CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"
 FOLDER_FILES = (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME)
@@ -72,14 +72,14 @@ class ModelBundle:
     """A loaded model with the folder it came from."""
 
     model: nn.Module
-    config: dict[str, Any]
+    config: ModelConfig
     folder: Path
     source: str  # "local: weights/tumor_seg" or "hub: org/repo@rev"
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     @property
     def labels(self) -> list[str]:
-        return list(self.config.get("labels", []))
+        return list(self.config.labels)
 
     @property
     def card(self) -> str:
@@ -89,18 +89,23 @@ class ModelBundle:
 
 def save_pretrained(
     model: nn.Module,
-    config: dict[str, Any],
+    config: ModelConfig | dict[str, Any],
     out_dir: Path,
     card: str,
     dtype: torch.dtype | None = None,
 ) -> Path:
-    """Write a model folder; ``config["model"]`` must rebuild ``model`` through ``build_model``.
+    """Write a model folder; ``config.model`` must rebuild ``model`` through ``build_model``.
+
+    A dict ``config`` goes through :class:`ModelConfig` first, so a folder with an unknown or
+    missing section is never written.
 
     ``dtype`` (e.g. ``torch.float16``) stores the floating-point weight matrices and kernels
     smaller; 1-D tensors (biases, normalisation scales and running statistics: a tiny share of
     the bytes, but where float16 rounding shifts outputs most) stay as they are. Loading casts
     back, since ``load_state_dict`` copies into the model's own (float32) tensors.
     """
+    if isinstance(config, dict):
+        config = ModelConfig.from_dict(config)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -109,7 +114,7 @@ def save_pretrained(
             k: v.to(dtype) if v.is_floating_point() and v.ndim > 1 else v for k, v in state.items()
         }
     save_file(state, str(out_dir / WEIGHTS_NAME), metadata={"format": "pt"})
-    (out_dir / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=False) + "\n")
+    config.write(out_dir)
     (out_dir / CARD_NAME).write_text(card)
     return out_dir
 
@@ -189,8 +194,8 @@ def default_device() -> torch.device:
 
 def load_folder(folder: Path, source: str, device: torch.device | None = None) -> ModelBundle:
     """Build the model named in ``config.json`` and load ``model.safetensors`` strictly."""
-    config = json.loads((folder / CONFIG_NAME).read_text())
-    model = build_model(without_pretrained(config["model"]))
+    config = ModelConfig.read(folder)
+    model = build_model(without_pretrained(config.model.to_dict()))
     model.load_state_dict(load_file(str(folder / WEIGHTS_NAME)), strict=True)
     device = device or default_device()
     return ModelBundle(model.to(device).eval(), config, folder, source, device)

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from workbench.data.lgg import RandomBiasField, read_mask, scan_kaggle_3m, scanner_augment
 from workbench.errors import InputError
 from workbench.io import Image, load_image
-from workbench.tasks.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess, to_tensor
+from workbench.transforms.mr import IMAGENET_MEAN, IMAGENET_STD, Preprocess, to_tensor
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".dcm"})
 

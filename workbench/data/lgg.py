@@ -20,8 +20,8 @@ from torchvision.transforms import v2
 
 from workbench.errors import InputError
 from workbench.io import load_image
-from workbench.tasks.preprocess import Preprocess, to_tensor
-from workbench.tasks.tumor_seg import KAGGLE_SLICE
+from workbench.io.layouts import KAGGLE_SLICE
+from workbench.transforms.mr import Preprocess, to_tensor
 
 
 @dataclass(frozen=True)

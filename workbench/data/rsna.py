@@ -23,8 +23,9 @@ from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
+from workbench.ct import read_ct
 from workbench.errors import InputError
-from workbench.tasks.hemorrhage import CTPreprocess, normalise, read_ct, window_tensor
+from workbench.transforms.ct import CTPreprocess, normalise, window_tensor
 
 SUBTYPES = ("epidural", "intraparenchymal", "intraventricular", "subarachnoid", "subdural")
 LABELS = ("any", *SUBTYPES)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import struct
 import warnings
+import zlib
 from functools import partial
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from workbench.errors import InputError
 from workbench.io.images import Image
 from workbench.io.limits import (
     DEFAULT_LIMITS,
+    HEAD_BYTES,
     Limits,
     check_image_size,
     check_volume_size,
@@ -46,6 +48,19 @@ def is_nifti(data: bytes) -> bool:
     return cls is not None and data[magic_at : magic_at + 3] in (b"n+1", b"n+2", b"ni1", b"ni2")
 
 
+def is_nifti_file(path: str | os.PathLike) -> bool:
+    """Whether a file is a NIfTI volume by its content, gzipped or not: an upload or an export
+    may have lost its ``.nii`` / ``.nii.gz`` name."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64 * HEAD_BYTES)  # gzip: enough compressed bytes for the header
+        if head.startswith(b"\x1f\x8b"):
+            head = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS).decompress(head, HEAD_BYTES)
+    except (OSError, zlib.error):
+        return False
+    return is_nifti(head[:HEAD_BYTES])
+
+
 def check_declared_size(head: bytes, source: str, limits: Limits = DEFAULT_LIMITS) -> None:
     """Refuse a NIfTI whose header declares a volume above the limits, from the header alone,
     so that a small .nii.gz declaring gigabytes is refused before it is unpacked."""
@@ -60,7 +75,8 @@ def check_declared_size(head: bytes, source: str, limits: Limits = DEFAULT_LIMIT
     check_volume_size(shape, source, limits)
 
 
-def _parse(data: bytes, source: str, limits: Limits) -> nib.Nifti1Image:
+def parse_nifti(data: bytes, source: str, limits: Limits = DEFAULT_LIMITS) -> nib.Nifti1Image:
+    """A NIfTI-1 or -2 image from its (gunzipped) bytes; InputError when it is not one."""
     cls = _image_class(data)
     if cls is None:
         raise InputError(f"{source}: not a NIfTI file; check that it is a .nii or .nii.gz volume.")
@@ -104,7 +120,7 @@ def load_nifti(
     """(voxels as float32 with scl_slope/inter applied, 4x4 voxel-to-world affine)."""
     path = Path(path)
     data = read_bounded(path, limits, partial(check_declared_size, source=path.name, limits=limits))
-    img = _parse(data, path.name, limits)
+    img = parse_nifti(data, path.name, limits)
     return _data(img, path.name), np.asarray(img.affine, dtype=np.float64)
 
 
@@ -117,7 +133,7 @@ def nifti_image(
     then each axial slice is shown with anterior at the top and the patient's left on the left
     (neurological convention).
     """
-    img = _parse(data, source, limits)
+    img = parse_nifti(data, source, limits)
     if len(img.shape) > 3 and any(n > 1 for n in img.shape[3:]):
         raise InputError(
             f"{source}: this is a 4D series ({'x'.join(map(str, img.shape))}); "

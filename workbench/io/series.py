@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import tempfile
 import warnings
+import zipfile
 from collections import Counter
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import nibabel as nib
@@ -25,7 +27,8 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from workbench.errors import InputError
-from workbench.io.limits import check_file_size, check_volume_size
+from workbench.io.limits import check_file_size, check_volume_size, read_bounded
+from workbench.io.nifti import check_declared_size, is_nifti_file, parse_nifti
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -70,10 +73,9 @@ def _load(path: Path, tr: float | None) -> Series:
     if path.is_dir():
         return _series_from_files(sorted(p for p in path.rglob("*") if p.is_file()), tr, path.name)
     check_file_size(path)
-    name = path.name.lower()
-    if name.endswith(NIFTI_SUFFIXES):
+    if path.name.lower().endswith(NIFTI_SUFFIXES) or is_nifti_file(path):
         return _load_nifti(path, tr)
-    if name.endswith(".zip"):
+    if zipfile.is_zipfile(path):  # by content: a renamed or extensionless zip is still a zip
         from workbench.io.archive import extract_zip
 
         with tempfile.TemporaryDirectory(prefix="series_") as tmp:
@@ -82,10 +84,10 @@ def _load(path: Path, tr: float | None) -> Series:
 
 
 def _load_nifti(path: Path, tr: float | None) -> Series:
-    try:
-        image = nib.load(path)
-    except Exception:  # nibabel raises many types; its text names the server's path
-        raise InputError(f"{path.name}: not a readable NIfTI file; save it again.") from None
+    # From bytes, not nib.load(path): nibabel picks the format by the file's extension, and an
+    # upload may have none. read_bounded also refuses a header that declares too large a volume.
+    data = read_bounded(path, check_head=partial(check_declared_size, source=path.name))
+    image = parse_nifti(data, path.name)
     if len(image.shape) not in (3, 4):
         raise InputError(f"{path.name}: expected a 3D or 4D NIfTI image, got {image.shape}.")
     check_volume_size(image.shape, path.name)

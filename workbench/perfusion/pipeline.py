@@ -13,6 +13,7 @@ import numpy as np
 
 from workbench.errors import InputError
 from workbench.io.series import Series, load_series
+from workbench.perfusion import figures
 from workbench.perfusion.maps import (
     PerfusionConfig,
     PerfusionMaps,
@@ -36,7 +37,9 @@ def run_perfusion(
     config: PerfusionConfig | None = None,
     weights: str | None = None,
 ) -> dict:
-    """Read a DSC series, write ``tmax/cbf/cbv/mtt/aif_mask.nii.gz`` into ``out_dir``; the summary.
+    """Read a DSC series, write ``tmax/cbf/cbv/mtt/aif_mask.nii.gz`` into ``out_dir`` with the
+    pictures the Perfusion tab shows (``aif.png``, each map's most hypoperfused slice); return
+    the summary.
 
     The summary holds ``tmax_gt6_ml``, ``tmax_gt10_ml``, ``hir`` and ``seconds`` (whole run,
     reading included), among others. ``config`` overrides every option; ``method`` is a shortcut.
@@ -50,6 +53,7 @@ def run_perfusion(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_maps(maps, series.to_nifti, out_dir)
+    figures.write_pictures(maps, series.data, out_dir)
     return {**maps.summary, "seconds": round(perf_counter() - start, 3), "out_dir": str(out_dir)}
 
 
@@ -98,7 +102,7 @@ def learned_tmax(
     from workbench.data.perfusion import InputSpec, network_inputs
     from workbench.models.perfusion import predict_volume
 
-    spec = InputSpec(**bundle.config["preprocess"])
+    spec = InputSpec(**bundle.config.preprocess)
     inputs = network_inputs(series, maps, spec, config)
     tmax = np.where(maps.mask, predict_volume(bundle.model, inputs), 0.0).astype(np.float32)
     volumes = hypoperfusion_volumes(tmax, maps.mask, series.voxel_volume_ml, config.tmax_thresholds)
@@ -107,7 +111,7 @@ def learned_tmax(
         **volumes,
         "method": CNN,
         "cbf_cbv_mtt_method": config.method,
-        "model": bundle.config.get("title", bundle.config["model"]["name"]),
+        "model": bundle.config.title,
         "weights": bundle.source,
     }
     return replace(maps, tmax=tmax, summary=summary)

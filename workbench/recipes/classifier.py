@@ -41,14 +41,15 @@ from workbench.data.folders import (
     stratified_group_split,
 )
 from workbench.errors import InputError
+from workbench.model_config import ModelConfig
 from workbench.models import Ensemble, build_model
 from workbench.ood import card_section, fit_ood
 from workbench.recipes.classifier_report import write_report
 from workbench.recipes.classifier_tasks import CLASSIFIER_TASKS, ClassifierOptions, ClassifierTask
 from workbench.scripts import dataclass_from_args, finish, preset_parser
-from workbench.tasks.classify import member_names, members
-from workbench.tasks.preprocess import Preprocess
+from workbench.tasks.classify import members
 from workbench.training import TrainConfig, fit, machine_summary, predict_loader
+from workbench.transforms.mr import Preprocess
 from workbench.weights import CONFIG_NAME, load, load_folder, save_pretrained
 
 SPLIT_NAMES = ("train", "val", "test")
@@ -180,8 +181,7 @@ def split_samples(
     """(training, held-out) samples of a trained classifier folder, from its ``split.json`` over
     the same data folders it was trained on: for refitting its OOD statistics or measuring it
     without training again."""
-    config = json.loads((Path(folder) / CONFIG_NAME).read_text())
-    task, opts = CLASSIFIER_TASKS[config["task"]], ClassifierOptions()
+    task, opts = CLASSIFIER_TASKS[ModelConfig.read(folder).task], ClassifierOptions()
     roots = [Path(data), *map(Path, more)]
     sources = [_scan(r, task, opts, 0) for r in roots]
     keys = source_keys(roots, sources)
@@ -317,7 +317,7 @@ def loss_for(opts: ClassifierOptions, targets: torch.Tensor, num_classes: int) -
 def start_weights(source: str, arch: str) -> dict[str, torch.Tensor]:
     """``--init-from``: the weights of the trained model's member with backbone ``arch``."""
     bundle = load(source)
-    names = member_names(bundle)
+    names = bundle.config.model.member_names()
     if arch not in names:
         raise InputError(f"{source} holds {', '.join(names)}, no {arch} to start from.")
     return members(bundle.model)[names.index(arch)].state_dict()
@@ -441,33 +441,39 @@ def train(
         members.append(info)
         print(json.dumps(info))
     model = models[0] if len(models) == 1 else Ensemble(models, opts.voting)
-    config = {
-        "task": task.name,
-        "title": task.model_title(opts),
-        "model": model_spec(opts, len(prepared.data.classes)),
-        "labels": prepared.data.classes,
-        "preprocess": prepared.data.prep.to_dict(),
-        "training": {
-            "data": data_dir.name,
-            "data_description": task.data_description(data_dir, prepared.source_count(data_dir))
-            + more_description(prepared)
-            + extra_description(prepared),
-            "images": len(prepared.data),
-            **({"extra_data": prepared.extra_root.name} if prepared.extra_root else {}),
-            **({"more_data": [r.name for r in prepared.more_roots]} if prepared.more_roots else {}),
-            "split_counts": {k: len(v) for k, v in prepared.splits.items()},
-            "near_duplicate_groups": len(set(prepared.groups.tolist())),
-            "members": members,
-            "machine": machine_summary(),
-            "prepare_minutes": prepare_minutes,  # decoding (or reading the decode cache)
-            "minutes": prepare_minutes + sum(m["minutes"] for m in members),
-            "recipe": asdict(cfg),
-            "options": {k: v for k, v in asdict(opts).items() if k not in LOCAL_OPTIONS},
-            "preset": preset,
-            "initialised_from": opts.init_from or ("ImageNet" if opts.pretrained else "random"),
-            "data_note": data_note,
-        },
-    }
+    config = ModelConfig.from_dict(
+        {
+            "task": task.name,
+            "title": task.model_title(opts),
+            "model": model_spec(opts, len(prepared.data.classes)),
+            "labels": prepared.data.classes,
+            "preprocess": prepared.data.prep.to_dict(),
+            "training": {
+                "data": data_dir.name,
+                "data_description": task.data_description(data_dir, prepared.source_count(data_dir))
+                + more_description(prepared)
+                + extra_description(prepared),
+                "images": len(prepared.data),
+                **({"extra_data": prepared.extra_root.name} if prepared.extra_root else {}),
+                **(
+                    {"more_data": [r.name for r in prepared.more_roots]}
+                    if prepared.more_roots
+                    else {}
+                ),
+                "split_counts": {k: len(v) for k, v in prepared.splits.items()},
+                "near_duplicate_groups": len(set(prepared.groups.tolist())),
+                "members": members,
+                "machine": machine_summary(),
+                "prepare_minutes": prepare_minutes,  # decoding (or reading the decode cache)
+                "minutes": prepare_minutes + sum(m["minutes"] for m in members),
+                "recipe": asdict(cfg),
+                "options": {k: v for k, v in asdict(opts).items() if k not in LOCAL_OPTIONS},
+                "preset": preset,
+                "initialised_from": opts.init_from or ("ImageNet" if opts.pretrained else "random"),
+                "data_note": data_note,
+            },
+        }
+    )
     save_pretrained(model, config, out, "", dtype=torch.float16)
     return report(out, prepared, task)
 
@@ -563,7 +569,7 @@ def main(task_name: str, argv: list[str] | None = None) -> dict[str, Any]:
     if args.report_only:
         if not (args.out / CONFIG_NAME).is_file():
             raise InputError(f"{args.out} holds no model folder to report on; train first.")
-        saved = json.loads((args.out / CONFIG_NAME).read_text())["training"]
+        saved = ModelConfig.read(args.out).training
         if saved.get("extra_data") and not opts.extra_data:
             raise InputError(
                 f"{args.out} was also trained on {saved['extra_data']}; give that folder again "

@@ -6,10 +6,10 @@ the held-out split, per ensemble member and for the ensemble's vote.
 
 from __future__ import annotations
 
-import json
 import textwrap
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +24,9 @@ from workbench.calibration import Reliability, cross_fitted, fit_temperatures, r
 from workbench.cards import CardInfo, markdown_table, render_card
 from workbench.data.folders import FolderImages
 from workbench.metrics import classification_summary
+from workbench.model_config import ModelConfig
 from workbench.models import ensemble_vote
 from workbench.recipes.classifier_tasks import ClassifierTask
-from workbench.weights import CONFIG_NAME
 
 DATA_NOTE = (
     "The images are a public re-upload of the Kaggle dataset named above; the re-uploaders state "
@@ -35,24 +35,18 @@ DATA_NOTE = (
 GALLERY_MAX = 12
 
 
-def member_names(config: dict[str, Any]) -> list[str]:
-    spec = config["model"]
-    specs = spec["args"]["members"] if spec["name"] == "ensemble" else [spec]
-    return [s["args"]["backbone"] for s in specs]
-
-
 def combine(probs: torch.Tensor, voting: str) -> torch.Tensor:
     """Ensemble probabilities from member probabilities ``(N, M, C)``."""
     return ensemble_vote(probs.clamp_min(1e-12).log(), voting)[0]
 
 
-def predictions(probs: torch.Tensor, config: dict[str, Any]) -> dict[str, torch.Tensor]:
+def predictions(probs: torch.Tensor, config: ModelConfig) -> dict[str, torch.Tensor]:
     """Probabilities ``(N, C)`` per reported model: each member, then the ensemble's votings
     (the shipped voting first)."""
-    names = member_names(config)
+    names = config.model.member_names()
     out = {name: probs[:, m] for m, name in enumerate(names)}
     if len(names) > 1:
-        voting = config["model"]["args"]["voting"]
+        voting = config.model.args["voting"]
         for mode in dict.fromkeys([voting, "hard", "soft"]):
             out[f"ensemble ({mode} vote)"] = combine(probs, mode)
     return out
@@ -240,14 +234,14 @@ def targets_text(task: ClassifierTask, metrics: dict[str, float]) -> str:
 
 
 def source_rows(
-    config: dict[str, Any], probs: dict[str, torch.Tensor], views: dict[str, FolderImages]
+    config: ModelConfig, probs: dict[str, torch.Tensor], views: dict[str, FolderImages]
 ) -> list[dict[str, Any]]:
     """Accuracy of the shipped model per split and source folder, with each class's recall:
     where one source (a scanner, an institution) is weak, the pooled figure hides it."""
-    labels, rows = config["labels"], []
+    labels, rows = config.labels, []
     for split, view in views.items():
         final = list(predictions(probs[split], config).values())
-        pred = final[len(member_names(config))] if len(final) > 1 else final[0]
+        pred = final[len(config.model.member_names())] if len(final) > 1 else final[0]
         y_pred, y_true = pred.argmax(-1).numpy(), view.targets.numpy()
         sources = np.array(
             [s.source if s.channel < 0 else f"{s.source}, one channel" for s in view.samples]
@@ -272,7 +266,7 @@ def source_rows(
 
 def write_report(
     out: Path,
-    config: dict[str, Any],
+    config: ModelConfig,
     all_probs: dict[str, torch.Tensor],
     views: dict[str, FolderImages],
     held: str,
@@ -285,23 +279,23 @@ def write_report(
     for binary tasks), the metrics and temperatures into ``config.json`` and the card into
     ``README.md``. ``all_probs`` and ``views`` hold the ``held`` split and any other scored one
     (``unseen``); ``conflicts`` are the identical images filed under different labels."""
-    labels = config["labels"]
+    labels = config.labels
     view = views[held]
     y_true = view.targets.numpy()
     calibration, probs, before, after = calibrate(all_probs[held], y_true, held)
     temperature = torch.tensor(calibration["temperature"]).view(-1, 1)
     by_source = source_rows(config, {k: scale(v, temperature) for k, v in all_probs.items()}, views)
-    reliability_png(before, after, out / "calibration.png", f"{config['title']}: {held} split")
+    reliability_png(before, after, out / "calibration.png", f"{config.title}: {held} split")
     preds = predictions(probs, config)
     summaries = {
         name: classification_summary(y_true, p.argmax(-1).numpy(), labels)
         for name, p in preds.items()
     }
-    names = member_names(config)
+    names = config.model.member_names()
     final = list(summaries)[len(names)] if len(names) > 1 else names[0]  # the shipped voting
     s = summaries[final]
     y_pred = preds[final].argmax(-1).numpy()
-    confusion_png(s, out / "confusion.png", f"{config['title']}: {held} split")
+    confusion_png(s, out / "confusion.png", f"{config.title}: {held} split")
     gallery = None
     if task.positive is not None:
         gallery = gallery_png(
@@ -317,28 +311,26 @@ def write_report(
         "macro_f1": s["macro"]["f1"],
         "weighted_f1": s["weighted"]["f1"],
     }
-    config = {
-        **config,
-        "calibration": calibration,
-        "metrics": {**metrics, "split": held, "images": len(view)},
-    }
-    (out / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+    config = replace(
+        config, calibration=calibration, metrics={**metrics, "split": held, "images": len(view)}
+    )
+    config.write(out)
     body = card_body(
         config, task, summaries, final, groups, gallery, counts, held, conflicts, by_source
     )
     card = render_card(
         CardInfo(
-            title=config["title"],
+            title=config.title,
             task_type="image-classification",
-            dataset_name=config["training"]["data_description"],
+            dataset_name=config.training["data_description"],
             dataset_type=(
                 task.dataset
-                if Path(task.dataset).name == config["training"]["data"]
-                else config["training"]["data"]
+                if Path(task.dataset).name == config.training["data"]
+                else config.training["data"]
             ),
             body=body,
             metrics={f"{held}_{k}": v for k, v in metrics.items()},
-            tags=[task.name, *member_names(config)],
+            tags=[task.name, *config.model.member_names()],
             base_model=None,
         )
     )
@@ -380,7 +372,7 @@ def conflicts_text(conflicts: list[dict[str, Any]], held: str, shown: int = 10) 
 
 
 def card_body(
-    config: dict[str, Any],
+    config: ModelConfig,
     task: ClassifierTask,
     summaries: dict[str, dict[str, Any]],
     final: str,
@@ -392,13 +384,13 @@ def card_body(
     by_source: Sequence[dict[str, Any]] = (),
 ) -> str:
     t, opts, recipe = (
-        config["training"],
-        config["training"]["options"],
-        config["training"]["recipe"],
+        config.training,
+        config.training["options"],
+        config.training["recipe"],
     )
     s = summaries[final]
     sections = [
-        f"Input → output: {task.what}. Labels: {', '.join(f'`{c}`' for c in config['labels'])}.",
+        f"Input → output: {task.what}. Labels: {', '.join(f'`{c}`' for c in config.labels)}.",
         "## Training data",
         f"{t['data_description']}. "
         + DATA_NOTE
@@ -418,7 +410,7 @@ def card_body(
         "input size, would otherwise draw a different one).",
         f"## Results ({held} split, {sum(counts[held].values())} images)",
         markdown_table([summary_row(n, v) for n, v in summaries.items()], "{:.4f}"),
-        targets_text(task, config["metrics"]),
+        targets_text(task, config.metrics),
     ]
     if groups:
         sections += [f"### Accuracy by {task.by_group[0]}", markdown_table(groups, "{:.4f}")]
@@ -442,7 +434,8 @@ def card_body(
             f"Errors: {missed} missed tumour{'s' * (missed != 1)}, {alarms} false "
             f"alarm{'s' * (alarms != 1)}; ![errors](gallery.png)"
         ]
-    sections += ["### Calibration", calibration_text(config["calibration"], member_names(config))]
+    names = config.model.member_names()
+    sections += ["### Calibration", calibration_text(config.calibration, names)]
     if conflicts:
         sections += ["## Data quality", conflicts_text(list(conflicts), held)]
     member_rows = [

@@ -39,12 +39,14 @@ from workbench.data.rsna import (
 )
 from workbench.errors import InputError
 from workbench.metrics import multilabel_auc, rsna_weighted_log_loss
+from workbench.model_config import ModelConfig
 from workbench.models import build_model
 from workbench.models.pretrained import has_offline_weights
 from workbench.ood import fit_ood
 from workbench.scripts import dataclass_from_args, finish, preset_parser
-from workbench.tasks.hemorrhage import THRESHOLD, CTPreprocess, check_picture_windows
+from workbench.tasks.hemorrhage import THRESHOLD
 from workbench.training import TrainConfig, fit, improved, predict_loader
+from workbench.transforms.ct import CTPreprocess, check_picture_windows
 from workbench.weights import save_pretrained
 
 SPLIT_FILE = "split.json"  # held-out image IDs, so a bench or a re-report scores the same slices
@@ -189,7 +191,7 @@ def plot_errors(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from workbench.tasks.hemorrhage import read_ct
+    from workbench.ct import read_ct
 
     truth, p_any = index.targets[:, 0], prob[:, 0]
     missed = [i for i in np.argsort(p_any) if truth[i] == 1 and p_any[i] < THRESHOLD]
@@ -323,29 +325,31 @@ def train(
         "val": len(splits.val.ids),
         "test": len(splits.test.ids),
     }
-    config = {
-        "task": "hemorrhage",
-        "title": f"{arch} intracranial haemorrhage (6 labels)",
-        "model": model_spec(arch, opts.pretrained),
-        "labels": list(LABELS),
-        "preprocess": prep.to_dict(),
-        "metrics": {
-            "test_weighted_log_loss": runs[arch]["weighted_log_loss"],
-            "test_mean_auc": runs[arch]["mean_auc"],
-            "test_mean_auc_10": runs[arch]["mean_auc_10"],
-            **{f"test_auc_{k}": v["auc"] for k, v in runs[arch]["per_label"].items()},
-        },
-        "training": {
-            "data": data_dir.name,
-            "data_description": data_note or f"RSNA layout at {data_dir.name}",
-            "images": counts,
-            "recipe": asdict(cfg),
-            "options": asdict(opts),
-        },
-    }
+    config = ModelConfig.from_dict(
+        {
+            "task": "hemorrhage",
+            "title": f"{arch} intracranial haemorrhage (6 labels)",
+            "model": model_spec(arch, opts.pretrained),
+            "labels": list(LABELS),
+            "preprocess": prep.to_dict(),
+            "metrics": {
+                "test_weighted_log_loss": runs[arch]["weighted_log_loss"],
+                "test_mean_auc": runs[arch]["mean_auc"],
+                "test_mean_auc_10": runs[arch]["mean_auc_10"],
+                **{f"test_auc_{k}": v["auc"] for k, v in runs[arch]["per_label"].items()},
+            },
+            "training": {
+                "data": data_dir.name,
+                "data_description": data_note or f"RSNA layout at {data_dir.name}",
+                "images": counts,
+                "recipe": asdict(cfg),
+                "options": asdict(opts),
+            },
+        }
+    )
     card = render_card(
         CardInfo(
-            title=config["title"],
+            title=config.title,
             task_type="image-classification",
             dataset_name=data_dir.name,
             dataset_type="rsna-intracranial-hemorrhage-layout",
@@ -405,18 +409,18 @@ def input_route(windows: Sequence[str]) -> str:
 
 
 def card_body(
-    config: dict[str, Any],
+    config: ModelConfig,
     per_label: list[dict[str, Any]],
     comparison: list[dict[str, Any]],
     data_note: str,
     errors: list[dict[str, Any]],
     arch: str,
 ) -> str:
-    t = config["training"]
-    m = config["metrics"]
+    t = config.training
+    m = config.metrics
     gallery = f"![errors](errors_{arch}.png)\n\n{markdown_table(errors)}" if errors else "None."
-    return f"""Input: one axial head CT slice, as {input_route(config["preprocess"]["windows"])};
-{config["preprocess"]["size"][0]} px. Output: six independent probabilities (`any`, epidural,
+    return f"""Input: one axial head CT slice, as {input_route(config.preprocess["windows"])};
+{config.preprocess["size"][0]} px. Output: six independent probabilities (`any`, epidural,
 intraparenchymal, intraventricular, subarachnoid, subdural), positive at {THRESHOLD}. A series'
 study-level answer is the maximum over its slices.
 

@@ -41,6 +41,7 @@ from workbench.data.perfusion import (
 )
 from workbench.errors import InputError
 from workbench.metrics import dice
+from workbench.model_config import ModelConfig
 from workbench.models import build_model
 from workbench.models.perfusion import predict_volume
 from workbench.scripts import add_dataclass_args, dataclass_from_args, finish, train_parser
@@ -289,25 +290,27 @@ def _train(
     metrics = {"heldout_mae": held_table[0]["mae"]}
     metrics.update({f"heldout_{row['method']}_mae": row["mae"] for row in held_table[1:]})
     metrics.update({f"heldout_{m}": held_table[0][m] for m in METRICS if m != "mae"})
-    config = {
-        "task": "perfusion",
-        "title": f"{opts.model} Tmax from DSC perfusion (target: {opts.target})",
-        "model": model_spec(opts, spec),
-        "labels": ["tmax_s"],
-        "preprocess": spec.to_dict(),
-        "metrics": metrics,
-        "training": {
-            "data": data_dir.name,
-            "data_description": data_note or data_dir.name,
-            "patients": len(folders),
-            "held_out": [patients[i].name for i in held_out],
-            "target": opts.target,
-            "folds": opts.folds,
-            "shipped_fold": best[1],
-            "recipe": asdict(cfg),
-            "options": asdict(opts),
-        },
-    }
+    config = ModelConfig.from_dict(
+        {
+            "task": "perfusion",
+            "title": f"{opts.model} Tmax from DSC perfusion (target: {opts.target})",
+            "model": model_spec(opts, spec),
+            "labels": ["tmax_s"],
+            "preprocess": spec.to_dict(),
+            "metrics": metrics,
+            "training": {
+                "data": data_dir.name,
+                "data_description": data_note or data_dir.name,
+                "patients": len(folders),
+                "held_out": [patients[i].name for i in held_out],
+                "target": opts.target,
+                "folds": opts.folds,
+                "shipped_fold": best[1],
+                "recipe": asdict(cfg),
+                "options": asdict(opts),
+            },
+        }
+    )
     tables = {"cross_validation": cv_table, "held_out": held_table}
     save_pretrained(best[2], config, out, model_card(config, tables, data_note))
     return {"folds": fold_results, "held_out": held_scores, "tables": tables, "config": config}
@@ -319,9 +322,9 @@ def error_sentence(held_table: list[dict[str, Any]], target: str) -> str:
     return f"Mean absolute Tmax error against the {target} on the held-out patients: {errors}."
 
 
-def model_card(config: dict[str, Any], tables: dict[str, list], data_note: str) -> str:
-    t, o = config["training"], config["training"]["options"]
-    spec = config["preprocess"]
+def model_card(config: ModelConfig, tables: dict[str, list], data_note: str) -> str:
+    t, o = config.training, config.training["options"]
+    spec = config.preprocess
     body = f"""A {o["model"]} net that reads Tmax (seconds) from a DSC perfusion series voxel by
 voxel: input each voxel's ΔR2* curve on a fixed grid ({spec["frames"]} frames every
 {spec["step"]} s) divided by the peak of the automatically selected arterial input function
@@ -359,18 +362,19 @@ demonstration: simulated heads, one tracer-kinetic model, one TR, no motion. It 
 tiny net can learn Tmax and, trained on the simulator's truth, lose the SVD's positive bias; it
 says nothing about patients. To train on real data, put each patient's DSC series in
 `<patient>/dsc/` (DICOM, or `dsc.nii.gz`) and the site's reference Tmax map in `<patient>/tmax/`
-on the same grid, then `python train/perfusion.py --data DIR --out weights/perfusion --model
-conv2 --target reference`; without reference maps, `--target osvd` learns the workbench's own
+on the same grid, then `python train/perfusion.py --data DIR --out runs/perfusion --model
+conv2 --target reference` (then compare it with the shipped one before copying it to
+`weights/perfusion`); without reference maps, `--target osvd` learns the workbench's own
 deconvolution.
 """
     return render_card(
         CardInfo(
-            title=config["title"],
+            title=config.title,
             task_type="image-to-image",
             dataset_name=t["data"],
             dataset_type="dsc-perfusion",
             body=body,
-            metrics={k: v for k, v in config["metrics"].items() if k.endswith(("mae", "dice_gt6"))},
+            metrics={k: v for k, v in config.metrics.items() if k.endswith(("mae", "dice_gt6"))},
             tags=["perfusion", "dsc-mri", "tmax"],
         )
     )

@@ -30,11 +30,12 @@ from workbench.data.lgg import (
     split_by_patient,
 )
 from workbench.metrics import segmentation_scores, summarise
+from workbench.model_config import ModelConfig
 from workbench.models import build_model
 from workbench.scripts import dataclass_from_args, finish, preset_parser
-from workbench.tasks.preprocess import Preprocess
-from workbench.tasks.tumor_seg import drop_small_components
 from workbench.training import TrainConfig, fit, improved, predict_loader
+from workbench.transforms.mask import drop_small_components
+from workbench.transforms.mr import Preprocess
 from workbench.weights import save_pretrained
 
 EMPTY_RULE = (
@@ -281,25 +282,27 @@ def train(
     rows, flat = _fold_table(fold_reports)
     table = markdown_table(rows)
     print(table)
-    config = {
-        "task": "tumor_seg",
-        "title": f"{opts.arch} / {opts.encoder.removeprefix('tu-')} tumour segmentation",
-        "model": model_spec(opts),
-        "labels": ["tumor"],
-        "preprocess": prep.to_dict(),
-        "postprocess": {"min_component_voxels": best["min_voxels"]},
-        "metrics": flat,
-        "training": {
-            "data": data_dir.name,
-            "data_description": data_note or f"{data_dir.name} (kaggle_3m layout)",
-            "patients": len({r.patient for r in records}),
-            "slices": len(records),
-            "folds": opts.folds,
-            "shipped_fold": best["fold"],
-            "recipe": asdict(cfg),
-            "options": asdict(opts),
-        },
-    }
+    config = ModelConfig.from_dict(
+        {
+            "task": "tumor_seg",
+            "title": f"{opts.arch} / {opts.encoder.removeprefix('tu-')} tumour segmentation",
+            "model": model_spec(opts),
+            "labels": ["tumor"],
+            "preprocess": prep.to_dict(),
+            "postprocess": {"min_component_voxels": best["min_voxels"]},
+            "metrics": flat,
+            "training": {
+                "data": data_dir.name,
+                "data_description": data_note or f"{data_dir.name} (kaggle_3m layout)",
+                "patients": len({r.patient for r in records}),
+                "slices": len(records),
+                "folds": opts.folds,
+                "shipped_fold": best["fold"],
+                "recipe": asdict(cfg),
+                "options": asdict(opts),
+            },
+        }
+    )
     out.mkdir(parents=True, exist_ok=True)
     (out / SPLIT_FILE).write_text(json.dumps(best["split"], indent=1) + "\n")
     failures = plot_failures(*best["test"], out / "failures.png")
@@ -310,7 +313,7 @@ def train(
         out,
         render_card(
             CardInfo(
-                title=config["title"],
+                title=config.title,
                 task_type="image-segmentation",
                 dataset_name=str(data_dir.name),
                 dataset_type="lgg-kaggle_3m-layout",
@@ -375,16 +378,16 @@ def plot_failures(
 
 
 def card_body(
-    config: dict[str, Any],
+    config: ModelConfig,
     table: str,
     data_dir: Path,
     data_note: str,
     failures: list[dict[str, Any]],
 ) -> str:
     t, opts, recipe = (
-        config["training"],
-        config["training"]["options"],
-        config["training"]["recipe"],
+        config.training,
+        config.training["options"],
+        config.training["recipe"],
     )
     if t["folds"] > 1:
         design = (
@@ -397,10 +400,10 @@ def card_body(
             "never trained on (their names are in `split.json`); ± is the std over its slices "
             "or patients"
         )
-    m = config["metrics"]
-    min_voxels = config["postprocess"]["min_component_voxels"]
+    m = config.metrics
+    min_voxels = config.postprocess["min_component_voxels"]
     gallery = f"![failures](failures.png)\n\n{markdown_table(failures)}" if failures else ""
-    return f"""A {config["title"]} model: input one axial brain MR slice as 3 channels (pre-contrast
+    return f"""A {config.title} model: input one axial brain MR slice as 3 channels (pre-contrast
 T1, FLAIR, post-contrast T1, as in the LGG `kaggle_3m` tifs; a grey slice is repeated to 3
 channels), resized to {opts["size"]}×{opts["size"]} px; output a tumour probability per pixel
 (threshold 0.5), resized back to the slice. The mask is the FLAIR abnormality, as drawn in the

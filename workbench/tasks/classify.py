@@ -18,9 +18,10 @@ import torch.nn.functional as F
 from workbench import ood
 from workbench.explain import gradcam
 from workbench.io import Image
+from workbench.model_config import ModelConfig
 from workbench.models import ensemble_vote
 from workbench.ood import members
-from workbench.tasks.preprocess import Preprocess, to_tensor
+from workbench.transforms.mr import Preprocess, to_tensor
 from workbench.weights import ModelBundle
 
 
@@ -72,7 +73,7 @@ class Classification:
 
 def model_input(bundle: ModelBundle, image: Image) -> torch.Tensor:
     """The image as the model saw its training data: ``(1, C, H, W)`` on the model's device."""
-    prep = Preprocess.from_dict(bundle.config["preprocess"])
+    prep = Preprocess.from_dict(bundle.config.preprocess)
     return to_tensor(image.pixels, prep)[None].to(bundle.device)
 
 
@@ -82,19 +83,13 @@ def temperatures(bundle: ModelBundle) -> torch.Tensor:
     return _temperatures(bundle.config, n)
 
 
-def _temperatures(config: dict, n: int) -> torch.Tensor:
-    fitted = config.get("calibration", {}).get("temperature", [1.0] * n)
+def _temperatures(config: ModelConfig, n: int) -> torch.Tensor:
+    fitted = config.calibration.get("temperature", [1.0] * n)
     return torch.tensor(fitted, dtype=torch.float32).view(n, 1)
 
 
-def member_names(bundle: ModelBundle) -> list[str]:
-    spec = bundle.config["model"]
-    specs = spec["args"]["members"] if spec["name"] == "ensemble" else [spec]
-    return [s["args"].get("backbone", s["name"]) for s in specs]
-
-
 def calibrated(
-    config: dict, logits: torch.Tensor, voting: str | None = None
+    config: ModelConfig, logits: torch.Tensor, voting: str | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits ``(N, [M,] C)`` → probabilities ``(N, C)`` (temperature-scaled, an ensemble's
     vote) and the confidence ``(N,)`` the floor is checked on: the members' mean calibrated
@@ -102,7 +97,7 @@ def calibrated(
     if logits.ndim == 2:
         logits = logits[:, None]
     logits = logits.float() / _temperatures(config, logits.shape[1]).to(logits.device)
-    voting = voting or config["model"].get("args", {}).get("voting", "soft")
+    voting = voting or config.model.args.get("voting", "soft")
     probs = ensemble_vote(logits, voting)[0] if logits.shape[1] > 1 else logits[:, 0].softmax(-1)
     mean = logits.softmax(-1).mean(1)
     return probs, mean.gather(1, probs.argmax(1, keepdim=True))[:, 0]
@@ -126,7 +121,7 @@ def classify(bundle: ModelBundle, image: Image, voting: str | None = None) -> Cl
         labels=bundle.labels,
         probs=probs[0].numpy(),
         member_probs=scaled[0].softmax(-1).numpy(),
-        member_names=member_names(bundle),
+        member_names=bundle.config.model.member_names(),
         check=check,
     )
 
@@ -148,7 +143,7 @@ def answer(bundle: ModelBundle, image: Image, result: Classification) -> dict[st
         "source": image.source,
         "label": result.label,
         "probabilities": result.probabilities(),
-        "model": bundle.config.get("title", bundle.config["model"]["name"]),
+        "model": bundle.config.title,
         "weights": bundle.source,
         **result.check,
     }

@@ -11,154 +11,26 @@ study-level answer is the maximum over its slices.
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import tempfile
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from workbench.ct import (
-    DEFAULT_CHANNELS,
-    PICTURE_WINDOW,
-    get_window,
-    hounsfield,
-    picture_to_hu,
-    window_stack,
-)
+from workbench.ct import DEFAULT_CHANNELS, is_picture, read_ct, slice_z, window_stack
 from workbench.errors import InputError
 from workbench.tasks.base import TaskSpec, register
 
 # Registering the task must not load torch (see workbench.tasks.base): torch, pydicom and the
 # model code are imported inside the functions that need them.
 if TYPE_CHECKING:
-    import torch
-
     from workbench.io import Image
     from workbench.weights import ModelBundle
 
 THRESHOLD = 0.5
-Transform = Callable[["torch.Tensor"], "torch.Tensor"]
-POSITION = "ImagePositionPatient"
-PICTURE = "CTPicture"  # header key marking a slice read from a windowed picture
-
-
-@dataclass(frozen=True)
-class CTPreprocess:
-    """How a model is fed, stored in ``config.json`` under ``preprocess``."""
-
-    size: tuple[int, int] = (256, 256)
-    windows: tuple[str, ...] = DEFAULT_CHANNELS  # names in workbench.ct.WINDOWS, one per channel
-    imagenet_norm: bool = True
-
-    def __post_init__(self) -> None:
-        for name in self.windows:
-            get_window(name)  # an unknown name fails here, before any file is read
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> CTPreprocess:
-        return cls(
-            size=tuple(d.get("size", (256, 256))),
-            windows=tuple(d.get("windows", DEFAULT_CHANNELS)),
-            imagenet_norm=bool(d.get("imagenet_norm", True)),
-        )
-
-
-def window_tensor(hu: np.ndarray, prep: CTPreprocess) -> torch.Tensor:
-    """(H, W) HU → (C, H, W) windows in [0, 1] at ``prep.size`` (what a data cache keeps)."""
-    import torch
-    import torch.nn.functional as F
-
-    x = torch.from_numpy(np.ascontiguousarray(window_stack(hu, prep.windows).transpose(2, 0, 1)))
-    return F.interpolate(x[None], size=prep.size, mode="bilinear", antialias=True)[0]
-
-
-def normalise(
-    x: torch.Tensor, prep: CTPreprocess, augment: Transform | None = None
-) -> torch.Tensor:
-    """Windows in [0, 1] → the model's input. ``augment`` (training only) acts before the
-    normalisation, so that what an affine transform fills in is 0: air in every window."""
-    from workbench.tasks.preprocess import IMAGENET_MEAN, IMAGENET_STD
-
-    x = x.float()
-    if augment is not None:
-        x = augment(x)
-    if prep.imagenet_norm:
-        x = (x - _norm(IMAGENET_MEAN, len(x))) / _norm(IMAGENET_STD, len(x))
-    return x
-
-
-def ct_tensor(hu: np.ndarray, prep: CTPreprocess) -> torch.Tensor:
-    """(H, W) HU → (C, H, W) model input; the same for training and use."""
-    return normalise(window_tensor(hu, prep), prep)
-
-
-def _norm(values: tuple[float, ...], channels: int) -> torch.Tensor:
-    """ImageNet's per-channel constants for 3 windows, their mean for any other count."""
-    import torch
-
-    per_channel = values if channels == 3 else (sum(values) / 3,) * channels
-    return torch.tensor(per_channel).view(-1, 1, 1)
-
-
-def _position(header: dict) -> list[float] | None:
-    """ImagePositionPatient (mm) when the header holds three finite numbers."""
-    values = header.get(POSITION)
-    if not isinstance(values, list) or len(values) != 3:
-        return None
-    return [float(v) for v in values] if all(map(math.isfinite, values)) else None
-
-
-def read_ct(path: Path) -> Image:
-    """A CT slice in HU (RSNA wrap fixed), with its position in the header when known; a grey
-    picture is taken as a brain-window slice and mapped back to HU."""
-    from workbench.io import load_image
-    from workbench.io.images import PHOTO
-
-    image = load_image(path)
-    if image.modality == PHOTO and image.pixels.ndim in (2, 3):
-        full_scale = 65535.0 if image.header.get("StoredDataType") == "uint16" else 255.0
-        try:
-            hu = picture_to_hu(image.pixels, full_scale)
-        except InputError as err:
-            raise InputError(f"{image.source}: {err}") from None
-        header = {**image.header, PICTURE: f"{PICTURE_WINDOW} window"}
-        return dataclasses.replace(image, pixels=hu, modality="CT", header=header)
-    if image.modality != "CT" or image.pixels.ndim != 2:
-        raise InputError(
-            f"{image.source}: not a CT slice (modality {image.modality}); the haemorrhage model "
-            "needs a head CT DICOM file in Hounsfield units or a brain-window PNG/JPEG slice."
-        )
-    header = {k: v for k, v in image.header.items() if k != POSITION}
-    position = _position(image.header)
-    if position is not None:
-        header[POSITION] = position
-    return dataclasses.replace(image, pixels=hounsfield(image.pixels, image.header), header=header)
-
-
-def check_picture_windows(prep: CTPreprocess) -> None:
-    """A picture holds only the brain window: a model fed other windows needs the DICOM."""
-    if any(w != PICTURE_WINDOW for w in prep.windows):
-        raise InputError(
-            f"this model reads the {', '.join(prep.windows)} windows from Hounsfield units, which "
-            "a PNG/JPEG slice does not hold; give the DICOM files."
-        )
-
-
-def is_picture(image: Image) -> bool:
-    return PICTURE in image.header
-
-
-def slice_z(image: Image) -> float | None:
-    position = image.header.get(POSITION)
-    return float(position[2]) if position else None
 
 
 def order_along_head(images: Sequence[Image]) -> list[int]:
@@ -178,8 +50,9 @@ def assess(
     import torch
 
     from workbench import ood
+    from workbench.transforms.ct import CTPreprocess, check_picture_windows, ct_tensor
 
-    prep = CTPreprocess.from_dict(bundle.config["preprocess"])
+    prep = CTPreprocess.from_dict(bundle.config.preprocess)
     if any(map(is_picture, images)):
         check_picture_windows(prep)
     probs, verdicts = [], []
@@ -276,16 +149,64 @@ def read_slices(paths: Sequence[Path], workdir: Path) -> tuple[list[Image], list
     return images, skipped
 
 
+@dataclass
+class Study:
+    """One upload's slices in head order (top first) with their answers: the tab's state and
+    the CLI's ``--study`` answer come from this one object."""
+
+    images: list[Image]
+    probs: np.ndarray  # (N, labels)
+    labels: list[str]
+    verdicts: list[dict[str, Any]]  # workbench.ood's unsure / reason per slice
+    skipped: list[str]  # files in a zip that were not CT slices
+
+    @property
+    def first(self) -> int:
+        """The slice to show first."""
+        return most_suspicious(self.probs)
+
+    def slice_label(self, k: int) -> str:
+        z = slice_z(self.images[k])
+        return self.images[k].source + (f", z = {z:.1f} mm" if z is not None else "")
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            **study_summary(self.labels, self.probs, self.verdicts),
+            "most_suspicious_slice": self.first + 1,
+            "most_suspicious_file": self.images[self.first].source,
+            "skipped_files": self.skipped,
+        }
+
+    def slice_answer(self, k: int) -> dict[str, Any]:
+        return {
+            "slice": k + 1,
+            "file": self.images[k].source,
+            "z_mm": slice_z(self.images[k]),
+            "probabilities": as_dict(self.labels, self.probs[k]),
+            **self.verdicts[k],
+        }
+
+
+def read_study(bundle: ModelBundle, paths: Sequence[Path], workdir: Path) -> Study:
+    """Read the upload's slices (:func:`read_slices`), order them along the head and assess
+    them."""
+    images, skipped = read_slices(paths, workdir)
+    images = [images[i] for i in order_along_head(images)]
+    probs, verdicts = assess(bundle, images)
+    return Study(images, probs, bundle.labels, verdicts, skipped)
+
+
 def gradcam_map(bundle: ModelBundle, image: Image, label: str) -> np.ndarray:
     """Grad-CAM of ``label`` on the slice, in [0, 1] at the slice's own size."""
     import torch
     import torch.nn.functional as F
 
     from workbench.explain import gradcam
+    from workbench.transforms.ct import CTPreprocess, ct_tensor
 
     if label not in bundle.labels:
         raise InputError(f"unknown label '{label}'; choose one of {', '.join(bundle.labels)}.")
-    prep = CTPreprocess.from_dict(bundle.config["preprocess"])
+    prep = CTPreprocess.from_dict(bundle.config.preprocess)
     x = ct_tensor(image.pixels, prep)[None].to(bundle.device)
     heat = torch.from_numpy(gradcam(bundle.model, x, bundle.labels.index(label)))
     heat = F.interpolate(heat[None, None], size=image.pixels.shape, mode="bilinear")
@@ -307,21 +228,21 @@ def predict(bundle: ModelBundle, image: Image) -> dict[str, Any]:
         "positive": [label for label, p in zip(labels, probs[0], strict=True) if p >= THRESHOLD],
         **verdicts[0],
         "slice_z_mm": slice_z(image),
-        "model": bundle.config.get("title", bundle.config["model"]["name"]),
+        "model": bundle.config.title,
         "weights": bundle.source,
     }
 
 
-def predict_series(bundle: ModelBundle, path: Path) -> dict[str, Any]:
-    """A zipped CT series: the study's answer (maximum over slices), as the tab gives it."""
+def predict_series(bundle: ModelBundle, paths: Sequence[Path]) -> dict[str, Any]:
+    """The Haemorrhage tab's answer for one study (CT files and zips of a series together): the
+    study-level answer, then every slice's, in head order."""
     with tempfile.TemporaryDirectory(prefix="series_") as tmp:
-        images, skipped = read_slices([path], Path(tmp))
-    summary = study_summary(bundle.labels, *assess(bundle, images))
+        study = read_study(bundle, paths, Path(tmp))
     return {
-        "source": path.name,
-        **summary,
-        "skipped": skipped,
-        "model": bundle.config.get("title", bundle.config["model"]["name"]),
+        "source": ", ".join(Path(p).name for p in paths),
+        **study.summary(),
+        "per_slice": [study.slice_answer(k) for k in range(len(study.images))],
+        "model": bundle.config.title,
         "weights": bundle.source,
     }
 
@@ -329,7 +250,7 @@ def predict_series(bundle: ModelBundle, path: Path) -> dict[str, Any]:
 def predict_file(bundle: ModelBundle, path: Path) -> dict[str, Any]:
     """One file's answer: a slice's, or for a zipped series the study's."""
     if zipfile.is_zipfile(path):
-        return predict_series(bundle, path)
+        return predict_series(bundle, [path])
     return predict(bundle, read_ct(path))
 
 

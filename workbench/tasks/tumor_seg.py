@@ -8,7 +8,6 @@ segmented slice by slice and cleaned of specks in 3D (:func:`segment_volume`).
 
 from __future__ import annotations
 
-import re
 import tempfile
 import zipfile
 from collections.abc import Callable
@@ -40,9 +39,9 @@ def probability_map(bundle: ModelBundle, image: Image) -> np.ndarray:
     import torch
     import torch.nn.functional as F
 
-    from workbench.tasks.preprocess import Preprocess, to_tensor
+    from workbench.transforms.mr import Preprocess, to_tensor
 
-    prep = Preprocess.from_dict(bundle.config["preprocess"])
+    prep = Preprocess.from_dict(bundle.config.preprocess)
     with torch.inference_mode():
         x = to_tensor(image.pixels, prep)[None].to(bundle.device)
         prob = torch.sigmoid(bundle.model(x))
@@ -56,21 +55,6 @@ def segment(bundle: ModelBundle, image: Image) -> np.ndarray:
     return probability_map(bundle, image) >= THRESHOLD
 
 
-def drop_small_components(mask: np.ndarray, min_voxels: int) -> np.ndarray:
-    """``mask`` without its connected components (26-connected in a volume, 8 in a slice) of
-    fewer than ``min_voxels`` voxels: specks a network leaves on healthy slices, which published
-    LGG pipelines remove once a whole patient is segmented."""
-    if min_voxels <= 0 or not mask.any():
-        return mask
-    from scipy import ndimage
-
-    labels, _ = ndimage.label(mask, structure=np.ones((3,) * mask.ndim, dtype=bool))
-    sizes = np.bincount(labels.ravel())
-    keep = sizes >= min_voxels
-    keep[0] = False
-    return keep[labels]
-
-
 def summarise_mask(mask: np.ndarray, image: Image) -> dict[str, Any]:
     """Area in pixels, and in mm² when the pixel spacing is known."""
     area = int(mask.sum())
@@ -82,16 +66,16 @@ def predict(bundle: ModelBundle, image: Image) -> dict[str, Any]:
     return {
         "source": image.source,
         **summarise_mask(segment(bundle, image), image),
-        "model": bundle.config.get("title", bundle.config["model"]["name"]),
+        "model": bundle.config.title,
         "weights": bundle.source,
     }
 
 
 def is_volume(path: Path) -> bool:
     """A whole patient (a zip of slices or of a DICOM series, a NIfTI volume), not one slice."""
-    from workbench.io.series import NIFTI_SUFFIXES
+    from workbench.io.nifti import is_nifti_file
 
-    return zipfile.is_zipfile(path) or path.name.lower().endswith(NIFTI_SUFFIXES)
+    return zipfile.is_zipfile(path) or is_nifti_file(path)  # by content: names get lost
 
 
 def predict_file(bundle: ModelBundle, path: Path) -> dict[str, Any]:
@@ -125,8 +109,6 @@ SPEC = register(
 )
 
 
-# ``<patient>_<n>.tif`` of the LGG ``kaggle_3m`` layout (``<patient>_<n>_mask.tif`` its mask).
-KAGGLE_SLICE = re.compile(r"^(?P<patient>.+)_(?P<index>\d+)\.tiff?$", re.IGNORECASE)
 SEQUENCES = 3  # a 4D upload with three volumes is three co-registered sequences, as channels
 
 
@@ -143,6 +125,8 @@ class Volume:
 
 
 def _kaggle_slices(files: list[Path]) -> list[tuple[int, Path]]:
+    from workbench.io.layouts import KAGGLE_SLICE
+
     found = []
     for f in files:
         m = KAGGLE_SLICE.match(f.name)
@@ -197,9 +181,9 @@ def segment_volume(
     import torch.nn.functional as F
 
     from workbench.metrics import segmentation_scores
-    from workbench.tasks.preprocess import Preprocess, to_tensor
+    from workbench.transforms.mr import Preprocess, to_tensor
 
-    prep = Preprocess.from_dict(bundle.config["preprocess"])
+    prep = Preprocess.from_dict(bundle.config.preprocess)
     shape = volume.slices.shape[1:3]
     probs = []
     with torch.inference_mode():
@@ -212,7 +196,9 @@ def segment_volume(
     raw = torch.cat(probs).numpy() >= THRESHOLD
     # The speck size was chosen at the model's input size; scale it to this grid.
     scale = shape[0] * shape[1] / (prep.size[0] * prep.size[1])
-    min_voxels = bundle.config.get("postprocess", {}).get("min_component_voxels", 0)
+    min_voxels = bundle.config.postprocess.get("min_component_voxels", 0)
+    from workbench.transforms.mask import drop_small_components
+
     mask = drop_small_components(raw, round(min_voxels * scale))
     areas = [int(a) for a in mask.sum(axis=(1, 2))]
     summary: dict[str, Any] = {
@@ -230,7 +216,7 @@ def segment_volume(
             k: (round(v, 4) if np.isfinite(v) else None)
             for k, v in segmentation_scores(mask, volume.truth).items()
         }
-    summary.update(model=bundle.config.get("title", ""), weights=bundle.source)
+    summary.update(model=bundle.config.title, weights=bundle.source)
     return VolumeResult(mask, areas, summary)
 
 

@@ -112,12 +112,8 @@ def model_for(task: str) -> ModelBundle:
 def provenance(bundle: ModelBundle) -> str:
     """Model name, where its weights came from, and what it was trained on, in markdown."""
     cfg = bundle.config
-    training = cfg.get("training", {})
-    data = training.get("data_description") or training.get("data", "unknown data")
-    return (
-        f"**Model:** {cfg.get('title', cfg['model']['name'])} · **weights:** `{bundle.source}`"
-        f" · **trained on:** {data}"
-    )
+    data = cfg.training.get("data_description") or cfg.training.get("data", "unknown data")
+    return f"**Model:** {cfg.title} · **weights:** `{bundle.source}` · **trained on:** {data}"
 
 
 def result_folder(prefix: str) -> Path:

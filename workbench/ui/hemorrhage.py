@@ -9,7 +9,6 @@ shown first, and the study-level answer is the maximum over slices.
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +16,8 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
-from workbench.ct import DEFAULT_CHANNELS, WINDOWS
+from workbench.ct import DEFAULT_CHANNELS, WINDOWS, is_picture, slice_z
 from workbench.errors import InputError
-from workbench.io import Image
 from workbench.render import overlay_heatmap
 from workbench.tasks import hemorrhage
 from workbench.ui.common import guarded, model_for, provenance, upload_column, upload_path
@@ -36,21 +34,6 @@ SHORT = {
 EXAMPLES = hemorrhage.SPEC.examples
 
 
-@dataclass
-class Study:
-    """What one upload gave, kept per browser session: slices in head order and their answers."""
-
-    images: list[Image]
-    probs: np.ndarray  # (N, labels)
-    labels: list[str]
-    verdicts: list[dict[str, Any]]  # workbench.ood's unsure / reason per slice
-
-    def slice_label(self, k: int) -> str:
-        z = hemorrhage.slice_z(self.images[k])
-        where = f", z = {z:.1f} mm" if z is not None else ""
-        return f"{self.images[k].source}{where}"
-
-
 def _window_title(name: str) -> str:
     w = WINDOWS[name]
     return f"{name.replace('_', ' ')} {w.level:g}/{w.width:g}"
@@ -60,10 +43,10 @@ def _bars(labels: list[str], probs: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame({"label": labels, "probability": [float(p) for p in probs]})
 
 
-def _table(study: Study) -> pd.DataFrame:
+def _table(study: hemorrhage.Study) -> pd.DataFrame:
     rows = []
     for k, image in enumerate(study.images):
-        z = hemorrhage.slice_z(image)
+        z = slice_z(image)
         rows.append(
             {
                 "slice": k + 1,
@@ -85,7 +68,7 @@ def _default_label(labels: list[str], probs: np.ndarray) -> str:
     return labels[best] if probs[best] >= hemorrhage.THRESHOLD else labels[0]
 
 
-def _view(study: Study, k: int, label: str) -> tuple:
+def _view(study: hemorrhage.Study, k: int, label: str) -> tuple:
     bundle = model_for(TASK)
     image = study.images[k]
     views = hemorrhage.window_views(image, DEFAULT_CHANNELS)
@@ -94,7 +77,7 @@ def _view(study: Study, k: int, label: str) -> tuple:
     verdict = study.verdicts[k]
     unsure = f"**Unsure: {verdict['reason']}.** " if verdict["unsure"] else ""
     picture = ""
-    if hemorrhage.is_picture(image):  # only the brain window is in it: the others would mislead
+    if is_picture(image):  # only the brain window is in it: the others would mislead
         views = [views[0], None, None]
         picture = " A PNG/JPEG slice holds the brain window only; the other windows need DICOM."
     return (
@@ -117,20 +100,11 @@ def analyse(files: list[Any] | None) -> tuple:
     paths = [upload_path(f) for f in files]
     bundle = model_for(TASK)
     with tempfile.TemporaryDirectory(prefix="wb_hem_") as tmp:
-        images, skipped = hemorrhage.read_slices(paths, Path(tmp))
-    order = hemorrhage.order_along_head(images)
-    images = [images[i] for i in order]
-    probs, verdicts = hemorrhage.assess(bundle, images)
-    study = Study(images, probs, bundle.labels, verdicts)
-    first = hemorrhage.most_suspicious(probs)
-    label = _default_label(study.labels, probs[first])
-    summary = {
-        **hemorrhage.study_summary(study.labels, probs, verdicts),
-        "most_suspicious_slice": first + 1,
-        "most_suspicious_file": images[first].source,
-        "skipped_files": skipped,
-    }
-    slices = [(f"{k + 1}: {study.slice_label(k)}", k + 1) for k in range(len(images))]
+        study = hemorrhage.read_study(bundle, paths, Path(tmp))
+    first = study.first
+    label = _default_label(study.labels, study.probs[first])
+    summary = study.summary()
+    slices = [(f"{k + 1}: {study.slice_label(k)}", k + 1) for k in range(len(study.images))]
     return (
         study,
         gr.Dropdown(choices=slices, value=first + 1),
@@ -143,7 +117,7 @@ def analyse(files: list[Any] | None) -> tuple:
 
 
 @guarded
-def show(study: Study | None, number: float, label: str) -> tuple:
+def show(study: hemorrhage.Study | None, number: float, label: str) -> tuple:
     """Another slice or subtype of the analysed study."""
     if study is None:
         raise InputError("analyse an upload first: click Analyse after choosing files.")

@@ -6,15 +6,15 @@ so it is cheap and works even when a task has no model yet (it says how to get o
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 import gradio as gr
 
 from workbench.errors import InputError
+from workbench.model_config import ModelConfig
 from workbench.tasks import get_task, list_tasks
-from workbench.weights import CARD_NAME, CONFIG_NAME, resolve
+from workbench.weights import CARD_NAME, resolve
 
 _FRONT_MATTER = re.compile(r"\A---\n.*?\n---\n", re.DOTALL)
 # Cards link their pictures relatively (right on the Hub); the page shows them in a gallery.
@@ -47,15 +47,15 @@ def model_row(task: str) -> dict[str, str]:
             "trained on": f"no model yet: python train/{task}.py --help",
             "metrics": "",
         }
-    config = json.loads((folder / CONFIG_NAME).read_text())
-    metrics = config.get("metrics", {})
+    config = ModelConfig.read(folder)
+    metrics = config.metrics
     shown = ", ".join(
         f"{k} {v:.3f}" for k, v in list(metrics.items())[:4] if isinstance(v, int | float)
     )
-    training = config.get("training", {})
+    training = config.training
     return {
         "task": task,
-        "model": architecture(config["model"]),
+        "model": architecture(config.model.to_dict()),
         "weights": source,
         "trained on": str(training.get("data_description") or training.get("data", "")),
         "metrics": shown,

@@ -21,7 +21,7 @@ import numpy as np
 from workbench.errors import InputError
 from workbench.io import Image
 from workbench.render import overlay_mask, to_rgb
-from workbench.tasks import classify, tumor_detect, tumor_seg
+from workbench.tasks import tumor_detect, tumor_pipeline, tumor_seg
 from workbench.ui.classify import explained, shared_examples, unsure_note
 from workbench.ui.common import (
     examples,
@@ -46,11 +46,6 @@ REAL = tuple(
     for f in ("glioma/Tr-gl_0015.jpg", "notumor/Tr-no_0011.jpg", "pituitary/Tr-pi_0016.jpg")
 )
 VOTE_COLUMNS = ["model", "vote", "probability"]
-SEGMENTATION_MISSED = (
-    "no tumour pixels, though the ensemble voted tumour: the two models disagree. Read the "
-    "segmentation model's card (below) for what it learnt; on other kinds of MR it may miss "
-    "what the classifiers see."
-)
 
 
 def segmentation(image: Image) -> tuple[np.ndarray, np.ndarray, dict[str, Any], str]:
@@ -75,19 +70,17 @@ def detect_then_segment(upload: Any, voting: str = "hard") -> tuple[Any, ...]:
     otherwise the overlay is the bare slice and the measurements say why.
     """
     image = read_upload(upload)
-    detector = model_for("tumor_detect")
-    result = classify.classify(detector, image, voting)
-    votes = [[v["model"], v["label"], v["probability"]] for v in result.votes()]
-    rgb, cam = explained(detector, image, result.index)
-    about = unsure_note(result) + provenance(detector)
-    verdict = result.probabilities()
-    if result.label != tumor_detect.POSITIVE:
-        summary = {"tumor_found": False, "segmentation": "skipped: the ensemble voted no tumour"}
-        return rgb, rgb, summary, about, verdict, votes, cam
-    rgb, overlay, summary, seg_about = segmentation(image)
-    if not summary["tumor_found"]:
-        summary["segmentation"] = SEGMENTATION_MISSED
-    return rgb, overlay, summary, f"{about}<br>{seg_about}", verdict, votes, cam
+    detector, segmenter = model_for("tumor_detect"), model_for("tumor_seg")
+    result = tumor_pipeline.detect_then_segment(detector, segmenter, image, voting)
+    verdict = result.verdict
+    votes = [[v["model"], v["label"], v["probability"]] for v in verdict.votes()]
+    rgb, cam = explained(detector, image, verdict.index)
+    about = unsure_note(verdict) + provenance(detector)
+    if result.mask is None:
+        return rgb, rgb, result.measurements, about, verdict.probabilities(), votes, cam
+    overlay = overlay_mask(rgb, result.mask)
+    about = f"{about}<br>{provenance(segmenter)}"
+    return rgb, overlay, result.measurements, about, verdict.probabilities(), votes, cam
 
 
 VERDICT = "Ensemble verdict"
@@ -109,14 +102,8 @@ def _slice_view(patient: Patient, number: float) -> np.ndarray:
 
 def _votes(volume: tumor_seg.Volume) -> list[list[Any]]:
     """Each slice's ensemble vote (hard) and calibrated p(tumour), as the single-slice path."""
-    detector = model_for("tumor_detect")
-    rows = []
-    for k, pixels in enumerate(volume.slices):
-        image = Image(pixels, None, "MR", {}, f"{volume.source} slice {k + 1}")
-        result = classify.classify(detector, image, "hard")
-        p = result.probabilities()[tumor_detect.POSITIVE]
-        rows.append([result.label + (" (unsure)" if result.check["unsure"] else ""), round(p, 3)])
-    return rows
+    rows = tumor_pipeline.slice_votes(model_for("tumor_detect"), volume)
+    return [[r["vote"] + (" (unsure)" if r["unsure"] else ""), r["p_tumor"]] for r in rows]
 
 
 def _downloads(volume: tumor_seg.Volume, result: tumor_seg.VolumeResult, table: list) -> list[str]:
