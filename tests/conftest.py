@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -83,30 +84,64 @@ def app_url():
         yield url
 
 
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+class Chromium:
+    """One headless Chromium for the session, relaunched when it has died: a crash (often the
+    machine running out of memory) then fails the test it happened in, not every later one."""
+
+    def __init__(self, playwright, executable: str) -> None:
+        self._launch = lambda: playwright.chromium.launch(
+            executable_path=executable, headless=True, args=CHROMIUM_ARGS
+        )
+        self._browser = self._launch()
+        self._dead = False
+        self._browser.on("disconnected", lambda _: setattr(self, "_dead", True))
+
+    def get(self):
+        if self._dead or not self._browser.is_connected():
+            warnings.warn(
+                "Chromium had exited (crashed or was killed, often for lack of memory); "
+                "relaunched it for this test",
+                stacklevel=2,
+            )
+            self._browser = self._launch()
+            self._dead = False
+            self._browser.on("disconnected", lambda _: setattr(self, "_dead", True))
+        return self._browser
+
+    def close(self) -> None:
+        if self._browser.is_connected():
+            self._browser.close()
+
+
 @pytest.fixture(scope="session")
-def browser():
+def chromium():
     """Headless Debian Chromium through Playwright; skips when either is missing."""
     import shutil
 
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(chromium).exists():
+    executable = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(executable).exists():
         pytest.skip("Debian chromium is not installed (apt-get install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(
-            executable_path=chromium,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        yield b
-        b.close()
+        launcher = Chromium(pw, executable)
+        yield launcher
+        launcher.close()
+
+
+@pytest.fixture
+def browser(chromium: Chromium):
+    """A live browser for this test: the session's, relaunched first if it died."""
+    return chromium.get()
 
 
 @pytest.fixture

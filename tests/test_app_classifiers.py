@@ -64,6 +64,9 @@ def test_tumour_type_tab_gives_top5_and_marginals(client) -> None:
     assert sum(contrasts.values()) == pytest.approx(1, abs=1e-3)  # a marginal over all 44
     assert kind["confidences"][0]["confidence"] >= shown[0] - 1e-6  # a type sums its classes
     assert "weights/tumor44" in about
+    names = [c["label"] for c in (*top5["confidences"], *kind["confidences"])]
+    assert all(n == n.lower() or n.endswith(("T1", "T1C+", "T2")) for n in names)
+    assert not {"Ependimoma", "Neurocitoma", "Papiloma", "_NORMAL"} & {n.split()[0] for n in names}
 
 
 def test_tumour_tab_votes_then_segments(client) -> None:

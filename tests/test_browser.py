@@ -72,3 +72,17 @@ def test_the_banner_is_readable_in_both_themes(page, app_url: str, theme: str) -
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"banner_{theme}.png"))
     assert page.evaluate(BANNER_CONTRAST) >= 4.5  # WCAG AA for normal text
+
+
+def test_a_dead_chromium_is_relaunched_with_a_reason(chromium) -> None:
+    """A crash fails the test it happened in; the next test gets a live browser and is told
+    why it was relaunched."""
+    chromium.get().close()  # disconnected, as a killed or crashed Chromium leaves it
+    with pytest.warns(UserWarning, match="relaunched"):
+        again = chromium.get()
+    page = again.new_page()
+    try:
+        page.set_content("<p>alive</p>")
+        assert page.inner_text("p") == "alive"
+    finally:
+        page.close()

@@ -91,6 +91,17 @@ def test_detection_labels_and_an_unknown_folder() -> None:
 def test_44_class_names_split_into_type_and_contrast() -> None:
     assert split_44_label("Astrocitoma T1C+") == ("Astrocitoma", "T1C+")
     assert tumour_type_of("_NORMAL T2") == "normal"
+
+
+def test_44_class_names_are_shown_in_english() -> None:
+    from workbench.tasks.tumor44 import display_name, tumour_type
+
+    assert display_name("Neurocitoma T1C+") == "neurocytoma T1C+"
+    assert display_name("_NORMAL T2") == "normal T2"
+    assert tumour_type("Meduloblastoma T1") == "medulloblastoma"
+    labels = json.loads((ROOT / "weights/tumor44/config.json").read_text())["labels"]
+    spelt = {tumour_type(label) for label in labels}
+    assert len(spelt) == 15 and {"ependymoma", "papilloma", "astrocytoma", "normal"} <= spelt
     assert split_44_label("Something else") == ("Something else", None)
 
 

@@ -69,7 +69,7 @@ def test_series_is_ordered_along_the_head_with_the_most_suspicious_slice_first(c
     assert {"subdural", "intraparenchymal"} & set(summary["positive"])
     for key in ("brain", "subdural", "soft", "cam"):
         assert Path(out[key]).is_file()
-    assert [row[0] for row in out["bars"]["data"]] == LABELS
+    assert Path(out["bars"]).is_file()  # the bars with the threshold line (tests/test_ui.py)
 
 
 @needs_weights

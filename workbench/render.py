@@ -57,3 +57,32 @@ def colourise(values: np.ndarray, vmin: float, vmax: float, cmap: str = "turbo")
     rgb = (colormaps[cmap](norm)[..., :3] * 255).round().astype(np.uint8)
     rgb[~np.isfinite(values)] = 0
     return rgb
+
+
+def probability_bars(
+    probs: dict[str, float], threshold: float, title: str, width: int = 520
+) -> np.ndarray:
+    """Horizontal bars of independent probabilities with the operating threshold drawn across
+    them, so that a reader sees which labels count as positive, not just which bar is longest.
+    Drawn with matplotlib's Agg canvas (no pyplot: no global state in gradio's threads)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    labels = list(probs)[::-1]  # the first label on top
+    values = [probs[k] for k in labels]
+    dpi = 100
+    fig = Figure(figsize=(width / dpi, 0.42 * len(labels) + 0.9), dpi=dpi)
+    ax = fig.add_subplot()
+    colours = ["#c0392b" if v >= threshold else "#7f8c8d" for v in values]
+    ax.barh(labels, values, color=colours)
+    ax.axvline(threshold, color="black", linestyle="--", linewidth=1)
+    ax.text(threshold, len(labels) - 0.4, f" threshold {threshold:g}", fontsize=8, va="bottom")
+    for y, v in enumerate(values):
+        ax.text(min(v + 0.01, 0.88), y, f"{v:.2f}", va="center", fontsize=8)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("probability")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()

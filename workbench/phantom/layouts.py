@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from workbench.io.layouts import TYPES_44
 from workbench.phantom.head import Head, make_head
 from workbench.phantom.mr import mr_images
 from workbench.phantom.tumor import Tumor, make_tumor
@@ -187,23 +188,8 @@ def write_tumor_detect(
 
 # --- 44 classes (Kaggle Brain Tumor MRI Images 44 Classes) -------------------------------------
 
-TUMOR44_TYPES = {
-    "Astrocitoma": "astrocytoma",
-    "Carcinoma": "metastasis",
-    "Ependimoma": "ependymoma",
-    "Ganglioglioma": "ganglioglioma",
-    "Germinoma": "germinoma",
-    "Glioblastoma": "glioblastoma",
-    "Granuloma": "granuloma",
-    "Meduloblastoma": "medulloblastoma",
-    "Meningioma": "meningioma",
-    "Neurocitoma": "neurocytoma",
-    "Oligodendroglioma": "oligodendroglioma",
-    "Papiloma": "papilloma",
-    "Schwannoma": "schwannoma",
-    "Tuberculoma": "tuberculoma",
-    "_NORMAL": None,
-}
+# Folder → the phantom lesion drawn for it (a carcinoma folder holds brain metastases).
+TUMOR44_TYPES = {**TYPES_44, "Carcinoma": "metastasis", "_NORMAL": None}
 TUMOR44_CONTRASTS = {"T1": "T1", "T1C+": "T1C", "T2": "T2"}
 TUMOR44_FORMATS = (".jpg", ".jpeg", ".png", ".webp", ".JPG")
 

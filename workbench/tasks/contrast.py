@@ -1,5 +1,5 @@
-"""MR contrast of one slice (T1 / T1C+ / T2, or a site's own classes) from the image, and for
-DICOM input also from the header, with disagreement flagged."""
+"""MR contrast of one slice (T1 / T1C+ / T2 / FLAIR, or a site's own classes) from the image,
+and for DICOM input also from the header, with disagreement flagged."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from workbench.tasks.contrast_rules import canonical, header_contrast
 
 if TYPE_CHECKING:
     from workbench.io import Image
+    from workbench.tasks.classify import Classification
     from workbench.weights import ModelBundle
 
 
@@ -27,10 +28,14 @@ def header_check(label: str, image: Image) -> dict[str, Any]:
     return {"header": guess, "agree": agree}
 
 
-def predict(bundle: ModelBundle, image: Image) -> dict[str, Any]:
+def predict(
+    bundle: ModelBundle, image: Image, result: Classification | None = None
+) -> dict[str, Any]:
+    """The answer with the header's cross-check; ``result``: the image's classification when
+    the caller (the tab, which also draws its Grad-CAM) has it already."""
     from workbench.tasks.classify import answer, classify  # torch: on use, not at registration
 
-    result = classify(bundle, image)
+    result = result or classify(bundle, image)
     return {**answer(bundle, image, result), **header_check(result.label, image)}
 
 

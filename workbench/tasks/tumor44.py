@@ -14,19 +14,37 @@ if TYPE_CHECKING:
 TOP_K = 5
 
 
-def contrast_of(label: str) -> str:
+def _split(label: str) -> tuple[str, str | None]:
     from workbench.data.folders import split_44_label  # torch: on use, not at registration
 
-    return split_44_label(label)[1] or "unknown"
+    return split_44_label(label)
+
+
+def contrast_of(label: str) -> str:
+    return _split(label)[1] or "unknown"
+
+
+def tumour_type(label: str) -> str:
+    """The class's tumour type in English (``"Ependimoma T2"`` → ``"ependymoma"``)."""
+    from workbench.io.layouts import TYPES_44
+
+    kind = _split(label)[0]
+    return TYPES_44.get(kind, kind.lower())
+
+
+def display_name(label: str) -> str:
+    """The class as the app shows it: ``"Neurocitoma T1C+"`` → ``"neurocytoma T1C+"``."""
+    contrast = _split(label)[1]
+    return f"{tumour_type(label)} {contrast}" if contrast else tumour_type(label)
 
 
 def summarise(result: Classification) -> dict[str, Any]:
-    """Top-5 classes, and tumour type and contrast as sums over the 44 probabilities."""
-    from workbench.data.folders import tumour_type_of
-
-    types, contrasts = result.marginal(tumour_type_of), result.marginal(contrast_of)
+    """Top-5 classes (with their English names), and tumour type and contrast as sums over the
+    44 probabilities."""
+    types, contrasts = result.marginal(tumour_type), result.marginal(contrast_of)
+    top = [{**row, "name": display_name(row["label"])} for row in result.top_k(TOP_K)]
     return {
-        "top5": result.top_k(TOP_K),
+        "top5": top,
         "tumor_type": next(iter(types)),
         "contrast": next(iter(contrasts)),
         "tumor_type_probabilities": types,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -14,17 +13,8 @@ import numpy as np
 from workbench.io import Image
 from workbench.render import overlay_heatmap, to_rgb
 from workbench.tasks import classify
-from workbench.ui.common import examples, served_in_place, upload_box
+from workbench.ui.common import examples, shared_examples, upload_box
 from workbench.weights import ModelBundle
-
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-
-
-def shared_examples(*relative: str) -> list[str]:
-    """Real files offered by path when ``../shared/data`` exists (never copied into the repo)."""
-    return served_in_place(
-        [str(SHARED_DATA / rel) for rel in relative if (SHARED_DATA / rel).is_file()]
-    )
 
 
 def explained(bundle: ModelBundle, image: Image, target: int) -> tuple[np.ndarray, np.ndarray]:

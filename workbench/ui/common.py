@@ -149,6 +149,16 @@ def upload_box(label: str, *, multiple: bool = False, elem_id: str | None = None
     )
 
 
+SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
+
+def shared_examples(*relative: str) -> list[str]:
+    """Real files offered by path when ``../shared/data`` exists (never copied into the repo)."""
+    return served_in_place(
+        [str(SHARED_DATA / rel) for rel in relative if (SHARED_DATA / rel).is_file()]
+    )
+
+
 def upload_column(
     label: str,
     *,

@@ -32,9 +32,9 @@ LABEL = "Contrast (image)"
 TAB = ClassifierTab(
     intro=(
         "Upload one MR slice (picture or DICOM). The model names its contrast (T1, T1 after "
-        "gadolinium = T1C+, T2) and Grad-CAM shows where it looked. For DICOM files the header's "
-        "repetition, echo and inversion times, contrast agent and series name give a second "
-        "opinion, and disagreement is flagged."
+        "gadolinium = T1C+, T2, FLAIR) and Grad-CAM shows where it looked. For DICOM files the "
+        "header's repetition, echo and inversion times, contrast agent and series name give a "
+        "second opinion, and disagreement is flagged."
     ),
     button="Classify contrast",
     cam_label="Grad-CAM of the predicted class",
@@ -71,7 +71,7 @@ def analyse(upload: Any) -> tuple[np.ndarray, np.ndarray, dict, str, dict, str]:
     image = read_upload(upload)
     bundle = model_for("contrast")
     result = classify.classify(bundle, image)
-    answer = contrast.predict(bundle, image)
+    answer = contrast.predict(bundle, image, result)  # one pass of the model, not two
     rgb, cam = explained(bundle, image, result.index)
     return (
         rgb,

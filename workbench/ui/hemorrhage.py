@@ -18,9 +18,16 @@ import pandas as pd
 
 from workbench.ct import DEFAULT_CHANNELS, WINDOWS, is_picture, slice_z
 from workbench.errors import InputError
-from workbench.render import overlay_heatmap
+from workbench.render import overlay_heatmap, probability_bars
 from workbench.tasks import hemorrhage
-from workbench.ui.common import guarded, model_for, provenance, upload_column, upload_path
+from workbench.ui.common import (
+    guarded,
+    model_for,
+    provenance,
+    shared_examples,
+    upload_column,
+    upload_path,
+)
 
 TASK = "hemorrhage"
 # Radiologists' abbreviations: the table's headers then fit their columns without breaking.
@@ -32,6 +39,12 @@ SHORT = {
     "subdural": "SDH",
 }
 EXAMPLES = hemorrhage.SPEC.examples
+# Real RSNA slices the shipped model held out (weights/hemorrhage/split.json), as the
+# brain-window PNGs they are: a subdural bleed and a normal slice.
+REAL = tuple(
+    f"datasets/rsna_ich_sample/stage_2_train/{name}.png"
+    for name in ("ID_9a0ccf0da", "ID_210a1b750")
+)
 
 
 def _window_title(name: str) -> str:
@@ -39,8 +52,9 @@ def _window_title(name: str) -> str:
     return f"{name.replace('_', ' ')} {w.level:g}/{w.width:g}"
 
 
-def _bars(labels: list[str], probs: np.ndarray) -> pd.DataFrame:
-    return pd.DataFrame({"label": labels, "probability": [float(p) for p in probs]})
+def _bars(labels: list[str], probs: np.ndarray) -> np.ndarray:
+    shown = hemorrhage.as_dict(labels, probs)
+    return probability_bars(shown, hemorrhage.THRESHOLD, "Probabilities on this slice")
 
 
 def _table(study: hemorrhage.Study) -> pd.DataFrame:
@@ -104,10 +118,10 @@ def analyse(files: list[Any] | None) -> tuple:
     first = study.first
     label = _default_label(study.labels, study.probs[first])
     summary = study.summary()
-    slices = [(f"{k + 1}: {study.slice_label(k)}", k + 1) for k in range(len(study.images))]
+    count = len(study.images)
     return (
         study,
-        gr.Dropdown(choices=slices, value=first + 1),
+        gr.Slider(1, max(2, count), value=first + 1, step=1, interactive=count > 1),
         gr.Dropdown(choices=study.labels, value=label),
         *_view(study, first, label),
         _table(study),
@@ -144,7 +158,21 @@ def build() -> None:
                 example_names=EXAMPLES,
                 examples_label="Examples (phantom CT)",
             )
-            number = gr.Dropdown(choices=[("1", 1)], value=1, label="Slice (top of head → bottom)")
+            real = shared_examples(*REAL)
+            if real:
+                gr.Examples(
+                    [[[f]] for f in real],
+                    inputs=upload,
+                    label="Real held-out RSNA slices (../shared/data): a subdural bleed, a normal",
+                )
+            number = gr.Slider(
+                1,
+                2,
+                value=1,
+                step=1,
+                label="Slice (top of head → bottom; the most suspicious is shown first)",
+                interactive=False,
+            )
             label = gr.Dropdown(
                 choices=["any"], value="any", label="Grad-CAM for", allow_custom_value=False
             )
@@ -157,14 +185,12 @@ def build() -> None:
                     for n in DEFAULT_CHANNELS
                 ]
             with gr.Row():
-                bars = gr.BarPlot(
-                    x="label",
-                    y="probability",
-                    y_lim=[0, 1],
-                    title="Probabilities on this slice",
+                bars = gr.Image(
+                    label="Probabilities on this slice (dashed: the threshold)",
+                    type="numpy",
+                    interactive=False,
                     height=300,
-                    sort=None,
-                    x_label_angle=-30,
+                    elem_id="hemorrhage-bars",
                 )
                 cam = gr.Image(
                     label="Grad-CAM (brain window)",
@@ -187,7 +213,7 @@ def build() -> None:
         api_name="hemorrhage_analyse",
         concurrency_id="models",
     )
-    for control in (number.input, label.input):
+    for control in (number.release, label.input):
         control(
             show, [study, number, label], view, api_visibility="private", concurrency_id="models"
         )

@@ -22,7 +22,7 @@ from workbench.errors import InputError
 from workbench.io import Image
 from workbench.render import overlay_mask, to_rgb
 from workbench.tasks import tumor_detect, tumor_pipeline, tumor_seg
-from workbench.ui.classify import explained, shared_examples, unsure_note
+from workbench.ui.classify import explained, unsure_note
 from workbench.ui.common import (
     examples,
     guarded,
@@ -30,6 +30,7 @@ from workbench.ui.common import (
     provenance,
     read_upload,
     result_folder,
+    shared_examples,
     upload_box,
     upload_path,
 )

@@ -33,7 +33,8 @@ TOP5 = "Top 5 of 44 classes"
 TAB = ClassifierTab(
     intro=(
         "Upload one MR slice. The model picks among 44 classes (14 tumour types × T1 / T1C+ / "
-        "T2, and normal T1 / T2); the tumour type and the contrast are also given on their own, "
+        "T2, and normal T1 / T2; the dataset's folder names, such as Ependimoma, are shown in "
+        "English); the tumour type and the contrast are also given on their own, "
         "each the sum of its classes' probabilities. Grad-CAM shows the evidence for the top "
         "class."
     ),
@@ -52,7 +53,7 @@ def analyse(upload: Any) -> tuple[np.ndarray, np.ndarray, dict, dict, dict, str]
     result = classify.classify(bundle, image)
     summary = tumor44.summarise(result)
     rgb, cam = explained(bundle, image, result.index)
-    top5 = {row["label"]: row["probability"] for row in summary["top5"]}
+    top5 = {row["name"]: row["probability"] for row in summary["top5"]}
     return (
         rgb,
         cam,
