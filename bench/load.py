@@ -44,10 +44,13 @@ class Call:
     answers: tuple[int, ...]  # the outputs compared with the reference
 
     def arguments(self, handle_file) -> list:
+        """The example goes to the first file input; optional ones after it keep their default
+        (the Perfusion tab's AIF region)."""
         file = handle_file(self.example)
+        first = next(i for i, many in enumerate(self.files) if many is not None)
         return [
-            default if many is None else [file] if many else file
-            for many, default in zip(self.files, self.defaults, strict=True)
+            [file] if i == first and many else file if i == first else default
+            for i, (many, default) in enumerate(zip(self.files, self.defaults, strict=True))
         ]
 
     def answer(self, outputs: tuple) -> list:

@@ -85,7 +85,7 @@ def test_the_haemorrhage_tab_reads_dicom_without_extension(app_url: str, tmp_pat
 
 def test_the_perfusion_tab_reads_dicom_without_extension(app_url: str, tmp_path: Path) -> None:
     path = upload(app_url, extensionless_dicom(tmp_path))
-    kind, message = call(app_url, "perfusion_maps", file_data(path), "osvd")
+    kind, message = call(app_url, "perfusion_maps", file_data(path), "osvd", None)
     # one CT slice is no DSC series: the reader says so, instead of refusing the file's name
     assert kind == "error" and "Invalid file type" not in str(message)
     assert "upload a zip" not in str(message)

@@ -98,7 +98,7 @@ def test_stopping_the_app_deletes_uploads_and_start_up_sweeps_old_runs(
 
 def test_identical_perfusion_requests_get_their_own_result_files(app: str) -> None:
     path = upload(app, EXAMPLES / "perfusion_phantom.zip")
-    results = [call(app, "perfusion_maps", file_data(path), "osvd") for _ in range(2)]
+    results = [call(app, "perfusion_maps", file_data(path), "osvd", None) for _ in range(2)]
     assert all(kind == "complete" for kind, _ in results), results
     first, second = ({f["path"] for f in answer[-1]} for _, answer in results)
     assert first and len(first) == len(second)

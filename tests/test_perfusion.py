@@ -230,3 +230,37 @@ def test_run_perfusion_writes_maps_with_the_series_affine(tmp_path):
     truth = np.asarray(nib.load(folder / "truth_tmax.nii.gz").dataobj)
     assert dice(tmax > 6, truth > 6) > 0.8
     assert json.dumps(summary) and summary["seconds"] > 0
+
+
+def test_a_given_aif_region_replaces_the_automatic_choice(tmp_path) -> None:
+    """The written aif_mask.nii.gz, fed back, gives the same maps; a region drawn elsewhere
+    changes the AIF; a mask on another grid or outside the head is refused in one line."""
+    from pathlib import Path
+
+    from workbench.errors import InputError
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "perfusion_phantom.zip"
+    auto = run_perfusion(example, tmp_path / "auto")
+    mask_file = tmp_path / "auto" / "aif_mask.nii.gz"
+    again = run_perfusion(example, tmp_path / "again", aif_mask=mask_file)
+    assert auto["aif_source"] == "automatic" and again["aif_source"] == "given region"
+    assert again["aif_voxels"] == auto["aif_voxels"]
+    first, second = (
+        np.asarray(nib.load(tmp_path / run / "tmax.nii.gz").dataobj) for run in ("auto", "again")
+    )
+    np.testing.assert_array_equal(first, second)
+    given = nib.load(mask_file)
+    tissue = np.asarray(nib.load(tmp_path / "auto" / "cbv.nii.gz").dataobj) > 0
+    other = np.zeros(given.shape, np.uint8)
+    other[tuple(np.argwhere(tissue & (np.asarray(given.dataobj) == 0))[:20].T)] = 1
+    nib.save(nib.Nifti1Image(other, given.affine), tmp_path / "tissue.nii.gz")
+    moved = run_perfusion(example, tmp_path / "moved", aif_mask=tmp_path / "tissue.nii.gz")
+    assert moved["aif_voxels"] == 20 and moved["aif_check"] != auto["aif_check"]
+    nib.save(nib.Nifti1Image(np.ones((4, 4, 4), np.uint8), given.affine), tmp_path / "small.nii")
+    with pytest.raises(InputError, match="not on the series' grid"):
+        run_perfusion(example, tmp_path / "bad", aif_mask=tmp_path / "small.nii")
+    outside = np.zeros(given.shape, np.uint8)
+    outside[0, 0, :] = 1  # a corner of the field of view: air
+    nib.save(nib.Nifti1Image(outside, given.affine), tmp_path / "air.nii.gz")
+    with pytest.raises(InputError, match="no voxel inside the brain mask"):
+        run_perfusion(example, tmp_path / "air", aif_mask=tmp_path / "air.nii.gz")

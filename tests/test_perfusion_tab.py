@@ -44,6 +44,13 @@ def test_the_example_gives_four_maps_volumes_and_nifti_downloads(client) -> None
     assert summary["tmax_gt6_ml"] == pytest.approx(volume, abs=0.01)
     # the white outline of the Tmax > 6 s region is drawn on the Tmax picture
     assert (pictures[0] == 255).all(axis=-1).sum() > 50
+    # the downloaded AIF mask, uploaded back as the AIF region, is used as given
+    mask = next(f for f in files if "aif_mask" in f)
+    *_, again, _files = client.predict(
+        handle_file(str(EXAMPLE)), "osvd", handle_file(mask), api_name="/perfusion_maps"
+    )
+    assert again["aif_source"] == "given region" and again["aif_voxels"] == summary["aif_voxels"]
+    assert again["tmax_gt6_ml"] == summary["tmax_gt6_ml"]
 
 
 def test_the_shipped_cnn_reads_tmax_in_the_tab(client) -> None:

@@ -18,6 +18,7 @@ def test_bars_over_the_threshold_are_marked_and_the_threshold_is_drawn() -> None
     none = probability_bars({"any": 0.30, "epidural": 0.08}, 0.5, "none positive")
     assert some.dtype == np.uint8 and some.shape[-1] == 3
     assert _count(some, RED) > 500 and _count(none, RED) == 0
+
     # the dashed threshold line: a column of dark pixels that moves with the threshold (the
     # axis' own spines stay where they are)
     def lines(rgb: np.ndarray) -> set[int]:

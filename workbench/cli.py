@@ -136,7 +136,9 @@ def cmd_phantom(args: argparse.Namespace) -> None:
 def cmd_perfusion(args: argparse.Namespace) -> None:
     from workbench.perfusion.pipeline import run_perfusion
 
-    summary = run_perfusion(args.input, args.out, method=args.method, weights=args.weights)
+    summary = run_perfusion(
+        args.input, args.out, method=args.method, weights=args.weights, aif_mask=args.aif_mask
+    )
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     _print(summary)
 
@@ -207,6 +209,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--method", default="osvd", choices=["osvd", "bsvd", "ssvd", "cnn"])
     p.add_argument("--weights", help="CNN model folder or Hub repo (method cnn)")
+    p.add_argument(
+        "--aif-mask",
+        type=Path,
+        help="NIfTI mask on the series' grid whose voxels give the AIF instead of the automatic "
+        "choice (e.g. a written aif_mask.nii.gz, corrected in a viewer)",
+    )
     p.set_defaults(func=cmd_perfusion)
     return parser
 

@@ -95,10 +95,33 @@ def hypoperfusion_volumes(
     }
 
 
+def _given_aif(region: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Indices, among the mask's voxels, of the user's AIF region."""
+    if region.shape != mask.shape:
+        raise InputError(
+            f"the AIF region is {region.shape[::-1]} voxels (x, y, z) but the series is "
+            f"{mask.shape[::-1]}; draw it on the series' own grid."
+        )
+    chosen = np.flatnonzero(region[mask])
+    if not len(chosen):
+        raise InputError(
+            "the AIF region has no voxel inside the brain mask; draw it over an artery (the "
+            "middle cerebral artery, say) within the head."
+        )
+    return chosen
+
+
 def compute_maps(
-    series: Series, config: PerfusionConfig | None = None, progress: Progress | None = None
+    series: Series,
+    config: PerfusionConfig | None = None,
+    progress: Progress | None = None,
+    aif_region: np.ndarray | None = None,
 ) -> PerfusionMaps:
-    """Run the whole chain: clean → mask → ΔR2* → AIF → deconvolution → maps and volumes."""
+    """Run the whole chain: clean → mask → ΔR2* → AIF → deconvolution → maps and volumes.
+
+    ``aif_region`` ((Z, Y, X) bool on the series' grid, e.g. drawn over an artery in a viewer)
+    replaces the automatic AIF selection: the AIF is the mean curve of its voxels in the brain
+    mask."""
     config = config or PerfusionConfig()
     report = progress or (lambda fraction, message: None)
     start = time.perf_counter()
@@ -115,7 +138,7 @@ def compute_maps(
     conc = delta_r2(data, mask, arrival, series.te or config.te)
 
     report(0.2, "finding the arterial input function")
-    chosen = select_aif(conc)
+    chosen = select_aif(conc) if aif_region is None else _given_aif(aif_region, mask)
     aif = conc[chosen].mean(axis=0)
     aif_voxels = np.argwhere(mask)[chosen]
 
@@ -151,6 +174,7 @@ def compute_maps(
         **hypoperfusion_volumes(maps["tmax"], mask, series.voxel_volume_ml, config.tmax_thresholds),
         "tissue_ml": round(float(mask.sum() * series.voxel_volume_ml), 1),
         "aif_voxels": len(chosen),
+        "aif_source": "automatic" if aif_region is None else "given region",
         "aif_check": arterial_check(aif, conc.mean(axis=0)),
         "bolus_arrival_s": round(float(series.times[arrival]), 2),
         "tr_s": round(float(series.tr), 4),

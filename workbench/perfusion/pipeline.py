@@ -36,6 +36,7 @@ def run_perfusion(
     progress: Progress | None = None,
     config: PerfusionConfig | None = None,
     weights: str | None = None,
+    aif_mask: str | Path | None = None,
 ) -> dict:
     """Read a DSC series, write ``tmax/cbf/cbv/mtt/aif_mask.nii.gz`` into ``out_dir`` with the
     pictures the Perfusion tab shows (``aif.png``, each map's most hypoperfused slice); return
@@ -45,11 +46,14 @@ def run_perfusion(
     reading included), among others. ``config`` overrides every option; ``method`` is a shortcut.
     ``method="cnn"`` reads Tmax with a trained net (``weights``: a model folder or Hub repo,
     default the shipped ``perfusion`` one); CBF, CBV and MTT then come from ``config.method``.
+    ``aif_mask``: a NIfTI mask on the series' grid whose voxels give the AIF (this function's own
+    ``aif_mask.nii.gz``, edited in a viewer, is one) instead of the automatic choice.
     """
     _check_method(method, weights)  # before the slow read
     start = perf_counter()
     series = load_series(path)
-    maps = perfusion_maps(series, method, progress, config, weights)
+    region = None if aif_mask is None else read_aif_region(aif_mask, series)
+    maps = perfusion_maps(series, method, progress, config, weights, region)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_maps(maps, series.to_nifti, out_dir)
@@ -63,14 +67,34 @@ def perfusion_maps(
     progress: Progress | None = None,
     config: PerfusionConfig | None = None,
     weights: str | None = None,
+    aif_region: np.ndarray | None = None,
 ) -> PerfusionMaps:
-    """The maps of a loaded series by deconvolution or, for ``method="cnn"``, with a net's Tmax."""
+    """The maps of a loaded series by deconvolution or, for ``method="cnn"``, with a net's Tmax;
+    ``aif_region`` (see :func:`compute_maps`) replaces the automatic AIF."""
     _check_method(method, weights)
     if method == CNN:  # load first: missing weights fail before the slow part
         from workbench.weights import load  # torch only when a net is asked for
 
-        return cnn_maps(series, load(weights or "perfusion"), progress, config)
-    return compute_maps(series, config or PerfusionConfig(method=method), progress)
+        return cnn_maps(series, load(weights or "perfusion"), progress, config, aif_region)
+    return compute_maps(series, config or PerfusionConfig(method=method), progress, aif_region)
+
+
+def read_aif_region(path: str | Path, series: Series) -> np.ndarray:
+    """A NIfTI mask as a (Z, Y, X) bool array on ``series``' grid; a mask on another grid (other
+    shape or voxel-to-world affine) is refused rather than resampled."""
+    from workbench.io.nifti import load_nifti
+
+    data, affine = load_nifti(path)
+    data = data[..., 0] if data.ndim == 4 and data.shape[3] == 1 else data
+    name = Path(path).name
+    if data.ndim != 3:
+        raise InputError(f"{name}: the AIF mask must be one 3D volume, got {data.shape}.")
+    if data.shape != series.data.shape[2::-1] or not np.allclose(affine, series.affine, atol=1e-3):
+        raise InputError(
+            f"{name}: the AIF mask is not on the series' grid (shape or position differ); draw "
+            "it on the series itself, e.g. over this tool's aif_mask.nii.gz."
+        )
+    return np.transpose(data > 0, (2, 1, 0))
 
 
 def cnn_maps(
@@ -78,12 +102,13 @@ def cnn_maps(
     bundle: ModelBundle,
     progress: Progress | None = None,
     config: PerfusionConfig | None = None,
+    aif_region: np.ndarray | None = None,
 ) -> PerfusionMaps:
     """The maps of a loaded series with the trained net's Tmax (``bundle``, the perfusion task's
     model); CBF, CBV and MTT by deconvolution (``config.method``, default oSVD)."""
     report = progress or (lambda fraction, message: None)
     config = config or PerfusionConfig(method="osvd")
-    maps = compute_maps(series, config, lambda f, message: report(0.85 * f, message))
+    maps = compute_maps(series, config, lambda f, message: report(0.85 * f, message), aif_region)
     report(0.9, "Tmax by the trained CNN")
     maps = learned_tmax(maps, series, bundle, config)
     report(1.0, "done")

@@ -25,7 +25,7 @@ from workbench.io.series import Series, load_series
 from workbench.io.sniff import is_dicom
 from workbench.perfusion import figures
 from workbench.perfusion.maps import PerfusionMaps
-from workbench.perfusion.pipeline import perfusion_maps, write_maps
+from workbench.perfusion.pipeline import perfusion_maps, read_aif_region, write_maps
 from workbench.tasks import get_task
 from workbench.ui.common import guarded, result_folder, upload_column, upload_path
 
@@ -78,12 +78,21 @@ def _view(study: Study, number: float) -> tuple:
 
 
 @guarded
-def analyse(upload: Any, method: str, progress: gr.Progress = gr.Progress()) -> tuple:  # noqa: B008
-    """Upload → (study state, slice slider, 4 map pictures, AIF plot, headline, summary, files)."""
+def analyse(
+    upload: Any,
+    method: str,
+    aif_upload: Any = None,
+    progress: gr.Progress = gr.Progress(),  # noqa: B008
+) -> tuple:
+    """Upload (and optionally an AIF region as a NIfTI mask) → (study state, slice slider, 4 map
+    pictures, AIF plot, headline, summary, files)."""
     path = upload_path(upload)
     progress(0.0, desc="reading the series")
     series = _series(path)
-    maps = perfusion_maps(series, method, lambda f, message: progress(f, desc=message))
+    region = None if aif_upload is None else read_aif_region(upload_path(aif_upload), series)
+    maps = perfusion_maps(
+        series, method, lambda f, message: progress(f, desc=message), aif_region=region
+    )
     scale = figures.limits(maps)
     study = Study(
         maps=maps,
@@ -123,11 +132,18 @@ def build() -> None:
     )
     study = gr.State(None)
     method = gr.Radio(METHODS, value="osvd", label="Tmax method", render=False)
+    aif_region = gr.File(
+        label="AIF region (optional): a NIfTI mask on the series' grid, e.g. the downloaded "
+        "aif_mask.nii.gz corrected over an artery",
+        file_count="single",
+        type="filepath",
+        render=False,
+    )
     with gr.Row():
         with gr.Column(scale=1):
             upload, run = upload_column(
                 "DSC series (zip of DICOM, or NIfTI)",
-                settings=[method],
+                settings=[method, aif_region],
                 button="Compute maps",
                 example_names=EXAMPLES,
                 examples_label="Example (simulated stroke)",
@@ -152,7 +168,7 @@ def build() -> None:
             summary = gr.JSON(label="Summary (volumes in ml)")
     run.click(
         analyse,
-        [upload, method],
+        [upload, method, aif_region],
         [study, number, *pictures, aif, headline, summary, files],
         api_name="perfusion_maps",
         concurrency_id="perfusion",
