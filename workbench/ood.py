@@ -312,9 +312,10 @@ def save_ood(
     }
     stats = {k: np.ascontiguousarray(v) for k, v in stats.items()}  # sklearn's may be F-ordered
     save_file(stats, str(Path(folder) / OOD_NAME), metadata={"method": method})
-    config = ModelConfig.read(folder)
-    replace(config, ood={**config.ood, **entry}).write(folder)
-    return {**config.ood, **entry}
+    # The whole entry is new: rates measured with the previous statistics (``measured``, from
+    # bench/ood.py) no longer describe this threshold.
+    replace(ModelConfig.read(folder), ood=entry).write(folder)
+    return entry
 
 
 def check(
