@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -118,14 +119,17 @@ def test_perfusion_writes_its_summary_to_out_too(tmp_path: Path) -> None:
     assert len(np.unique(picture.reshape(-1, 3), axis=0)) > 20  # colours, not a blank
 
 
-def test_predict_hemorrhage_study_is_the_max_over_its_slices_in_head_order() -> None:
+def test_predict_hemorrhage_study_is_the_max_over_its_slices_in_head_order(tmp_path: Path) -> None:
     """``--study`` answers as the Haemorrhage tab does: several files are one study."""
-    files = [str(EXAMPLES / f"hemorrhage_phantom_{n}.dcm") for n in ("normal", "subdural")]
+    with zipfile.ZipFile(EXAMPLES / "hemorrhage_phantom_series.zip") as series:
+        names = sorted(n for n in series.namelist() if n.endswith(".dcm"))[:3]
+        series.extractall(tmp_path, names)
+    files = [str(tmp_path / n) for n in names]
     study = run_cli("predict", "hemorrhage", "--study", *files)
     assert study.returncode == 0, study.stderr
     answer = json.loads(study.stdout)
     slices = answer["per_slice"]
-    assert answer["slices"] == len(slices) == 2
+    assert answer["slices"] == len(slices) == 3
     z = [s["z_mm"] for s in slices]
     assert z == sorted(z, reverse=True)  # top of the head first
     single = [

@@ -13,6 +13,7 @@ from safetensors.numpy import load_file
 from workbench import ood
 from workbench.data.folders import sample_image
 from workbench.io import load_image
+from workbench.model_config import ModelConfig
 from workbench.models import build_model
 from workbench.recipes.classifier import split_samples
 from workbench.tasks import get_task
@@ -85,7 +86,7 @@ def test_fit_ood_stores_safetensors_and_flags_unlike_inputs(tmp_path: Path) -> N
 
 def test_verdict_without_statistics_uses_the_floor_and_says_so(tmp_path: Path) -> None:
     folder = _tiny_folder(tmp_path)
-    config = json.loads((folder / "config.json").read_text())
+    config = ModelConfig.read(folder)
     f, z = np.zeros((1, 8), np.float32), np.zeros((1, 1, 3), np.float32)
     sure = ood.verdict(config, folder, f, z, confidence=0.99)
     assert not sure["unsure"] and sure["ood_score"] is None
@@ -96,7 +97,7 @@ def test_verdict_without_statistics_uses_the_floor_and_says_so(tmp_path: Path) -
 
 def test_a_phantom_trained_model_is_always_unsure(tmp_path: Path) -> None:
     folder = _tiny_folder(tmp_path, "Synthetic phantom head CT: a demo")
-    config = json.loads((folder / "config.json").read_text())
+    config = ModelConfig.read(folder)
     f, z = np.zeros((1, 8), np.float32), np.zeros((1, 1, 3), np.float32)
     out = ood.verdict(config, folder, f, z, confidence=1.0)
     assert out["unsure"] and ood.REASON_PHANTOM in out["reason"]
