@@ -13,6 +13,7 @@ from safetensors.numpy import load_file
 from workbench import ood
 from workbench.data.folders import sample_image
 from workbench.io import load_image
+from workbench.modality import REASON_CT
 from workbench.model_config import ModelConfig
 from workbench.models import build_model
 from workbench.recipes.classifier import split_samples
@@ -119,12 +120,24 @@ def contrast():
 
 
 def test_ct_slices_given_to_the_contrast_model_are_unsure(shared_data: Path, contrast) -> None:
-    slices = sorted((shared_data / "datasets/rsna_ich_sample/stage_2_train").glob("*.png"))[:3]
+    """Real RSNA brain-window slices and a CT DICOM: the MR model says it is unsure, by its own
+    score or because the slice looks like head CT (workbench.modality)."""
+    slices = sorted((shared_data / "datasets/rsna_ich_sample/stage_2_train").glob("*.png"))[:12]
     dicom = shared_data / "dicom/DICOMSamples/CT_Explicit_Little.dcm"
     for path in [*slices, dicom]:
         out = get_task("contrast").predict(contrast, load_image(path))
         assert out["unsure"], path.name
-        assert ood.REASON_OOD in out["reason"] and out["ood_score"] > out["ood_threshold"]
+        assert REASON_CT in out["reason"] or ood.REASON_OOD in out["reason"], out["reason"]
+
+
+def test_mr_pictures_are_not_taken_for_head_ct(shared_data: Path) -> None:
+    from workbench.modality import looks_like_head_ct
+
+    mr = sorted((shared_data / "datasets/brain_tumor_mri_44c").rglob("*.jp*g"))[::150][:20]
+    assert len(mr) == 20 and not any(looks_like_head_ct(load_image(p)) for p in mr)
+    ct = sorted((shared_data / "datasets/rsna_ich_sample/stage_2_train").glob("*.png"))[:20]
+    assert sum(looks_like_head_ct(load_image(p)) for p in ct) >= 15  # about 9 in 10
+    assert looks_like_head_ct(load_image(shared_data / "dicom/DICOMSamples/CT_Explicit_Little.dcm"))
 
 
 def test_held_out_images_are_mostly_not_flagged(shared_data: Path, contrast) -> None:

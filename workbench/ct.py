@@ -162,9 +162,14 @@ def read_ct(path: Path) -> Image:
     """A CT slice in HU (RSNA wrap fixed), with its position in the header when known; a grey
     picture is taken as a brain-window slice and mapped back to HU."""
     from workbench.io import load_image  # pydicom and nibabel: on use, not at registration
+
+    return as_ct(load_image(path))
+
+
+def as_ct(image: Image) -> Image:
+    """A loaded image as a CT slice in HU (see :func:`read_ct`); InputError when it is not one."""
     from workbench.io.images import PHOTO
 
-    image = load_image(path)
     if image.modality == PHOTO and image.pixels.ndim in (2, 3):
         full_scale = 65535.0 if image.header.get("StoredDataType") == "uint16" else 255.0
         try:

@@ -351,6 +351,12 @@ def card_section(entry: dict[str, Any]) -> str:
         f"{entry['fitted_on']['heldout']} held-out images) or when the calibrated probability is "
         f"under {entry['confidence_floor']}.",
     ]
+    if not entry.get("multilabel"):  # the MR classifiers: workbench.modality's head-CT check
+        lines[-1] += (
+            " A picture the haemorrhage model takes for head CT is unsure too (DICOM: its "
+            "modality); the rates below leave that check out, so on CT slices the app flags "
+            "more than they show."
+        )
     sets = entry.get("measured", {}).get("sets", {})
     if sets:
         lines[-1] += " Flag rates measured by `python bench/ood.py`:"

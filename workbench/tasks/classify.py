@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from workbench import ood
 from workbench.explain import gradcam
 from workbench.io import Image
+from workbench.modality import REASON_CT, looks_like_head_ct
 from workbench.model_config import ModelConfig
 from workbench.models import ensemble_vote
 from workbench.ood import members
@@ -108,7 +109,8 @@ def classify(bundle: ModelBundle, image: Image, voting: str | None = None) -> Cl
     """Class probabilities of one image; an ensemble votes with ``voting`` (default: its own).
     Each member's logits are divided by its fitted temperature first (see
     :mod:`workbench.calibration`), so the probabilities shown are the calibrated ones. The same
-    pass gives the features :func:`workbench.ood.verdict` judges the input by."""
+    pass gives the features :func:`workbench.ood.verdict` judges the input by; a head CT slice
+    is unsure whatever that score says (:mod:`workbench.modality`)."""
     feats, logits = ood.embed(bundle.model, model_input(bundle, image))
     logits = logits.float().cpu()
     voting = voting or getattr(bundle.model, "voting", "soft")
@@ -117,6 +119,9 @@ def classify(bundle: ModelBundle, image: Image, voting: str | None = None) -> Cl
     check = ood.verdict(
         bundle.config, bundle.folder, feats.cpu().numpy(), logits.numpy(), float(confidence[0])
     )
+    if looks_like_head_ct(image):  # every classifier here reads MR (workbench.modality)
+        reason = "; ".join(r for r in (REASON_CT, check["reason"]) if r)
+        check = {**check, "unsure": True, "reason": reason}
     return Classification(
         labels=bundle.labels,
         probs=probs[0].numpy(),
