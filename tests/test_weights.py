@@ -182,3 +182,15 @@ def test_weights_index_agrees_with_the_cards() -> None:
     index = (root / "README.md").read_text()
     assert index == render_index(root)
     assert index.count("](") == len(list(root.glob("*/config.json")))
+
+
+def test_a_model_first_loaded_in_inference_mode_still_explains(folder: Path) -> None:
+    """The MR classifiers load the CT model from inside their inference-mode pass (its head-CT
+    check); Grad-CAM on that shared model must still work afterwards."""
+    from workbench.explain import gradcam
+
+    with torch.inference_mode():
+        bundle = weights.load_folder(folder, "test", device=torch.device("cpu"))
+    assert not any(p.is_inference() for p in bundle.model.parameters())
+    heat = gradcam(bundle.model, torch.rand(1, 3, 64, 64), 1)
+    assert heat.shape == (64, 64)

@@ -195,8 +195,11 @@ def default_device() -> torch.device:
 def load_folder(folder: Path, source: str, device: torch.device | None = None) -> ModelBundle:
     """Build the model named in ``config.json`` and load ``model.safetensors`` strictly."""
     config = ModelConfig.read(folder)
-    model = build_model(without_pretrained(config.model.to_dict()))
-    model.load_state_dict(load_file(str(folder / WEIGHTS_NAME)), strict=True)
+    # Never build inside a caller's inference mode (classify() may load the CT model for its
+    # head-CT check): inference-mode parameters could not take part in Grad-CAM afterwards.
+    with torch.inference_mode(False):
+        model = build_model(without_pretrained(config.model.to_dict()))
+        model.load_state_dict(load_file(str(folder / WEIGHTS_NAME)), strict=True)
     device = device or default_device()
     return ModelBundle(model.to(device).eval(), config, folder, source, device)
 
