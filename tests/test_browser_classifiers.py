@@ -20,7 +20,7 @@ SHOTS = ARTIFACTS / "screenshots"
             "Tumour type",
             "tumor44",
             "100_big_gallery",
-            "Schwannoma T1C+",
+            "schwannoma T1C+",  # shown in English (the folder says Schwannoma)
             "#tumor44-cam img",
             "tumor44_tab",
         ),

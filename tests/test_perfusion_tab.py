@@ -87,6 +87,9 @@ def test_the_tab_in_a_browser(browser, app_url: str) -> None:
     page.goto(app_url, wait_until="load", timeout=90_000)
     page.get_by_role("tab", name="Perfusion").click(timeout=90_000)
     page.locator("td, button, .gallery-item").filter(has_text="perfusion_phantom").first.click()
+    # the example is in the upload box (its size shown) before the run is asked for: on a busy
+    # machine a click that comes sooner runs on an empty box
+    page.locator("#perfusion-upload").get_by_text(".zip").first.wait_for(timeout=120_000)
     page.get_by_role("button", name="Compute maps").click()
     page.locator("#perfusion-tmax img").wait_for(state="visible", timeout=240_000)
     page.locator("#perfusion-aif img").wait_for(state="visible", timeout=120_000)

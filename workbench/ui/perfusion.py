@@ -128,13 +128,14 @@ def build() -> None:
         "point, in any order) or a **4D NIfTI**. The workbench finds the arterial input "
         "function, deconvolves every voxel (oSVD or bSVD) and shows Tmax, CBF, CBV and MTT; the "
         "trained CNN reads Tmax instead (CBF, CBV and MTT still come from oSVD). The white "
-        "outline is Tmax > 6 s, the region stroke teams measure."
+        "outline is Tmax > 6 s, the region stroke teams measure. When the AIF's voxels (shown "
+        "under the maps, and downloadable as `aif_mask.nii.gz`) are not in an artery, correct "
+        "that mask in a viewer and give it back as the AIF region."
     )
     study = gr.State(None)
     method = gr.Radio(METHODS, value="osvd", label="Tmax method", render=False)
     aif_region = gr.File(
-        label="AIF region (optional): a NIfTI mask on the series' grid, e.g. the downloaded "
-        "aif_mask.nii.gz corrected over an artery",
+        label="AIF region (optional NIfTI mask on the series' grid)",
         file_count="single",
         type="filepath",
         render=False,
@@ -143,6 +144,7 @@ def build() -> None:
         with gr.Column(scale=1):
             upload, run = upload_column(
                 "DSC series (zip of DICOM, or NIfTI)",
+                elem_id="perfusion-upload",
                 settings=[method, aif_region],
                 button="Compute maps",
                 example_names=EXAMPLES,
