@@ -76,11 +76,10 @@ def probability_bars(
     colours = ["#c0392b" if v >= threshold else "#7f8c8d" for v in values]
     ax.barh(labels, values, color=colours)
     ax.axvline(threshold, color="black", linestyle="--", linewidth=1)
-    ax.text(threshold, len(labels) - 0.4, f" threshold {threshold:g}", fontsize=8, va="bottom")
     for y, v in enumerate(values):
         ax.text(min(v + 0.01, 0.88), y, f"{v:.2f}", va="center", fontsize=8)
     ax.set_xlim(0, 1)
-    ax.set_xlabel("probability")
+    ax.set_xlabel(f"probability (dashed: the threshold, {threshold:g})")
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     canvas = FigureCanvasAgg(fig)

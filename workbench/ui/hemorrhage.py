@@ -186,7 +186,7 @@ def build() -> None:
                 ]
             with gr.Row():
                 bars = gr.Image(
-                    label="Probabilities on this slice (dashed: the threshold)",
+                    label="Probabilities on this slice",
                     type="numpy",
                     interactive=False,
                     height=300,
