@@ -171,6 +171,8 @@ def test_a_literal_field_is_a_flag_of_its_values_and_the_loop_knows_each_value()
     hints = get_type_hints(TrainConfig)
     assert set(get_args(hints["optimizer"])) == set(_OPTIMIZERS)
     assert set(get_args(hints["scheduler"])) == {"none", *_SCHEDULERS}
+    with pytest.raises(ValueError, match="mode='maximum'"):
+        TrainConfig(mode="maximum")  # built in code, not parsed: checked all the same
 
 
 def test_training_over_a_shipped_model_needs_force(tmp_path: Path, monkeypatch, capsys) -> None:

@@ -16,7 +16,7 @@ import platform
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 import torch
 from accelerate import Accelerator
@@ -52,6 +52,13 @@ class TrainConfig:
     seed: int = 0  # weights, shuffling, augmentation and the split
     resume: bool = False  # continue from the run's checkpoint in its work folder
     progress: bool = True  # progress bars on the terminal
+
+    def __post_init__(self) -> None:
+        """The ``Literal`` fields are checked here too, not only by the scripts' flags: a recipe
+        or a test that builds a config in code gets the same one-line refusal."""
+        for name, hint in get_type_hints(type(self)).items():
+            if get_origin(hint) is Literal and getattr(self, name) not in get_args(hint):
+                raise ValueError(f"{name}={getattr(self, name)!r}; choose one of {get_args(hint)}")
 
 
 @dataclass

@@ -13,7 +13,6 @@ import numpy as np
 
 from workbench.errors import InputError
 from workbench.io.series import Series, load_series
-from workbench.perfusion import figures
 from workbench.perfusion.maps import (
     PerfusionConfig,
     PerfusionMaps,
@@ -21,6 +20,7 @@ from workbench.perfusion.maps import (
     compute_maps,
     hypoperfusion_volumes,
 )
+from workbench.render import perfusion as figures
 
 if TYPE_CHECKING:
     from workbench.weights import ModelBundle

@@ -23,9 +23,9 @@ from workbench.errors import InputError
 from workbench.io.nifti import is_nifti_file
 from workbench.io.series import Series, load_series
 from workbench.io.sniff import is_dicom
-from workbench.perfusion import figures
 from workbench.perfusion.maps import PerfusionMaps
 from workbench.perfusion.pipeline import perfusion_maps, read_aif_region, write_maps
+from workbench.render import perfusion as figures
 from workbench.tasks import get_task
 from workbench.ui.common import guarded, result_folder, upload_column, upload_path
 

@@ -1,6 +1,6 @@
 """Pictures of perfusion maps: each map's slice in colour with its scale, and the arterial input
 function with where its voxels are. The Perfusion tab and ``python -m workbench perfusion`` draw
-them the same way.
+them the same way (the CLI saves them as PNG).
 
 Figures are made without pyplot: no global state and no GUI backend in Gradio's worker threads.
 """
