@@ -16,7 +16,7 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
-from workbench.ct import DEFAULT_CHANNELS, WINDOWS, is_picture, slice_z
+from workbench.ct import DEFAULT_CHANNELS, WINDOWS, is_picture
 from workbench.errors import InputError
 from workbench.render import overlay_heatmap, probability_bars
 from workbench.tasks import hemorrhage
@@ -58,19 +58,18 @@ def _bars(labels: list[str], probs: np.ndarray) -> np.ndarray:
 
 
 def _table(study: hemorrhage.Study) -> pd.DataFrame:
+    """The per-slice answers the CLI's ``--study`` prints, with the radiologists' short names."""
     rows = []
-    for k, image in enumerate(study.images):
-        z = slice_z(image)
+    for k in range(len(study.images)):
+        answer = study.slice_answer(k)
+        z = answer["z_mm"]
         rows.append(
             {
-                "slice": k + 1,
+                "slice": answer["slice"],
                 "z (mm)": None if z is None else round(z, 1),
-                "file": image.source,
-                **{
-                    SHORT.get(label, label): p
-                    for label, p in hemorrhage.as_dict(study.labels, study.probs[k]).items()
-                },
-                "unsure": "yes" if study.verdicts[k]["unsure"] else "",
+                "file": answer["file"],
+                **{SHORT.get(label, label): p for label, p in answer["probabilities"].items()},
+                "unsure": "yes" if answer["unsure"] else "",
             }
         )
     return pd.DataFrame(rows)
