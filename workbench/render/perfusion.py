@@ -17,10 +17,11 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
-from workbench.perfusion.maps import PerfusionMaps
+from workbench.perfusion.maps import PerfusionConfig, PerfusionMaps
 from workbench.render import colourise, overlay_mask
 
-THRESHOLD = 6.0  # s, outlined on the Tmax map
+# s, outlined on the Tmax map: the lower of the two volumes the summary measures
+THRESHOLD = PerfusionConfig().tmax_thresholds[0]
 DISPLAY = 256  # px: maps are enlarged (nearest neighbour) to at least this size
 
 
