@@ -64,7 +64,7 @@ def build_app() -> gr.Blocks:
     import gradio as gr
 
     from workbench.tasks.base import resolve_ref
-    from workbench.ui.common import banner
+    from workbench.ui.common import banner, end_session
 
     # Uploads and results live only in gradio's cache, deleted after an idle time
     # (workbench.ui.uploads); examples are served from examples/ and never swept.
@@ -78,6 +78,7 @@ def build_app() -> gr.Blocks:
                 except ImportError as err:
                     gr.Markdown(f"This tab is unavailable: `{err}`.")
         gr.Markdown(f"<sub>{DISCLAIMER}</sub>")
+        demo.unload(end_session)  # a closed page's uploads and results are deleted at once
     # Memory is bounded by how many jobs run, not by how many wait: two model jobs at a time
     # (concurrency_id "models"), one perfusion series ("perfusion"), each request's working
     # memory bounded by workbench.io.limits. A waiting request holds only its upload's path, so

@@ -78,6 +78,44 @@ def test_examples_still_run_after_the_sweep(app: str, browser) -> None:
         page.close()
 
 
+@pytest.mark.browser
+def test_closing_the_page_deletes_what_it_uploaded(tmp_path: Path, browser) -> None:
+    cache = tmp_path / "cache"
+    with serve(cache, ttl=3600) as (_, url):  # the idle-time sweep stays out of the way
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.goto(url, wait_until="load")
+        page.get_by_role("tab", name="Brain tumour").click()
+        page.locator("#tumor-upload input[type=file]").set_input_files(
+            str(EXAMPLES / "tumor_seg_phantom_2.tif")
+        )
+        page.locator("#tumor-overlay img").wait_for(state="visible", timeout=120_000)
+        uploaded = [p for p in cache.rglob("tumor_seg_phantom_2.tif")]
+        assert uploaded and all(p.is_file() for p in uploaded)
+        page.close()
+        deadline = time.monotonic() + 60
+        while any(p.exists() for p in uploaded) and time.monotonic() < deadline:
+            time.sleep(1)
+        assert not any(p.exists() for p in uploaded)
+
+
+def test_a_file_two_sessions_share_goes_with_the_last_of_them(tmp_path: Path) -> None:
+    from workbench.ui.uploads import SessionFiles
+
+    shared, own = tmp_path / "same_upload.dcm", tmp_path / "result_folder"
+    shared.write_bytes(b"x")
+    (own / "mask.nii.gz").parent.mkdir()
+    (own / "mask.nii.gz").write_bytes(b"y")
+    sessions = SessionFiles()
+    sessions.add("a", shared)
+    sessions.add("a", own)
+    sessions.add("b", shared)
+    assert sessions.end("a") == [own]
+    assert shared.is_file() and not own.exists()
+    assert sessions.end("b") == [shared]
+    assert not shared.exists()
+    assert sessions.end("never seen") == []
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_stopping_the_app_deletes_uploads_and_start_up_sweeps_old_runs(
     tmp_path: Path, sig: signal.Signals

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from workbench.data.lgg import RandomBiasField, read_mask, scan_kaggle_3m, scanner_augment
 from workbench.errors import InputError
 from workbench.io import Image, load_image
+from workbench.io.layouts import FLAIR_CHANNEL, KAGGLE_3M_SEQUENCES
 from workbench.transforms.mr import IMAGENET_MEAN, IMAGENET_STD, Preprocess, to_tensor
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".dcm"})
@@ -97,10 +98,6 @@ def _tumor(folder: str) -> str:
         f"{', '.join(sorted(TUMOR_FOLDERS))} or '<type> T1|T1C+|T2' as in the 44-class data."
     )
 
-
-# kaggle_3m channel order (the dataset's README): pre-contrast T1, FLAIR, post-contrast T1.
-KAGGLE_3M_SEQUENCES = ("T1", "FLAIR", "T1C+")
-FLAIR_CHANNEL = 1
 
 LABEL_MAPS: dict[str, LabelMap] = {
     "folder": LabelMap(folder=lambda name: name),

@@ -20,7 +20,7 @@ from torchvision.transforms import v2
 
 from workbench.errors import InputError
 from workbench.io import load_image
-from workbench.io.layouts import KAGGLE_SLICE
+from workbench.io.layouts import FLAIR_CHANNEL, KAGGLE_SLICE
 from workbench.transforms.mr import Preprocess, to_tensor
 
 
@@ -93,17 +93,20 @@ def read_mask(path: Path) -> np.ndarray:
 
 
 class ChannelDrop:
-    """Sometimes show the model one sequence copied to every channel, so that a single grey
-    slice (a PNG or one DICOM series) is in distribution at inference."""
+    """Sometimes show the model its FLAIR copied to every channel, so that a single grey FLAIR
+    slice (a PNG or one DICOM series) is in distribution at inference.
 
-    def __init__(self, p: float = 0.2) -> None:
-        self.p = p
+    FLAIR only: the masks outline the FLAIR abnormality, which pre- and post-contrast T1 often
+    do not show, so a T1 copied to every channel would ask for an outline the input lacks.
+    """
+
+    def __init__(self, p: float = 0.2, channel: int = FLAIR_CHANNEL) -> None:
+        self.p, self.channel = p, channel
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if torch.rand(()) >= self.p:
             return x
-        c = int(torch.randint(x.shape[0], ()))
-        return x[c : c + 1].expand_as(x).clone()
+        return x[self.channel : self.channel + 1].expand_as(x).clone()
 
 
 class RandomGamma:

@@ -439,9 +439,10 @@ decoder channels `{opts["decoder_channels"] or "smp default"}`; smooth Dice loss
 ({recipe["scheduler"]} schedule), batch {recipe["batch_size"]}, up to {recipe["epochs"]} epochs
 with early stopping on validation Dice (patience {recipe["patience"]}); each epoch draws every
 tumour slice and {opts["empty_ratio"]} times as many empty ones; the study's rotation, flips and
-brightness/contrast plus gamma, blur, noise and channel dropout (one sequence copied to all
-three channels, so a single grey slice is in distribution). `python train/tumor_seg.py --help`
-lists every option; `--preset cpu` is this recipe, `--preset study` the 5-fold study recipe.
+brightness/contrast plus gamma, blur, noise and channel dropout (FLAIR, whose abnormality the
+masks outline, copied to all three channels, so a single grey FLAIR slice is in distribution).
+`python train/tumor_seg.py --help` lists every option; `--preset cpu` is this recipe,
+`--preset study` the 5-fold study recipe.
 
 ## Intended use and limits
 For research and teaching, not diagnosis. It learnt lower-grade gliomas of one study (TCGA,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import gradio as gr
+from gradio.context import LocalContext
 from gradio.utils import get_upload_folder, is_in_or_equal
 
 from workbench import DISCLAIMER
@@ -22,11 +23,12 @@ from workbench.io import Image, load_image
 from workbench.io.limits import DEFAULT_LIMITS, check_file_size
 from workbench.tasks import get_task
 from workbench.tasks.base import EXAMPLES_DIR
-from workbench.ui.uploads import upload_ttl
+from workbench.ui.uploads import SessionFiles, upload_ttl
 from workbench.weights import ModelBundle, load
 
 log = logging.getLogger("workbench.ui")
 F = TypeVar("F", bound=Callable[..., Any])
+SESSION_FILES = SessionFiles()
 
 # Files served from where they lie, never copied into gradio's swept cache (gr.set_static_paths
 # replaces the whole list, so it is kept here).
@@ -34,7 +36,8 @@ _IN_PLACE: set[str] = set()
 
 BANNER = f"""<div class="wb-banner" role="note">⚠️ <b>{DISCLAIMER}</b>
 Do not upload identifiable patient data. Uploads are deleted from the server after
-{max(1, upload_ttl() // 60)} minutes unused, and when it stops; nothing is stored or logged.
+{max(1, upload_ttl() // 60)} minutes unused, when you close the page and when it stops; nothing
+is stored or logged.
 </div>"""
 
 
@@ -94,10 +97,24 @@ def upload_path(upload: Any) -> Path:
             f"{path.name} is no longer on the server (uploads are deleted after a while unused): "
             "upload the file again."
         )
-    if is_in_or_equal(path, get_upload_folder()):
+    if is_in_or_equal(path, get_upload_folder()):  # an upload, not an example served in place
         os.utime(path)
+        _belongs_to_session(path)
     check_file_size(path, DEFAULT_LIMITS)
     return path
+
+
+def _belongs_to_session(path: Path) -> None:
+    """Note ``path`` as used by the page whose request is running, deleted when it closes."""
+    request = LocalContext.request.get(None)
+    if request is not None and request.session_hash:
+        SESSION_FILES.add(request.session_hash, path)
+
+
+def end_session(request: gr.Request) -> None:
+    """Gradio's ``unload`` event: the page closed, so its uploads and results go now."""
+    if request.session_hash:
+        SESSION_FILES.end(request.session_hash)
 
 
 def read_upload(upload: Any) -> Image:
@@ -122,7 +139,9 @@ def result_folder(prefix: str) -> Path:
     another was downloading it."""
     cache = Path(get_upload_folder())
     cache.mkdir(parents=True, exist_ok=True)  # absent until the first upload
-    return Path(tempfile.mkdtemp(prefix=prefix, dir=cache))
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=cache))
+    _belongs_to_session(folder)
+    return folder
 
 
 def served_in_place(files: list[str]) -> list[str]:

@@ -220,7 +220,7 @@ def build() -> None:
     )
     with gr.Row():
         with gr.Column(scale=1):
-            upload = upload_box("MR slice")
+            upload = upload_box("MR slice", elem_id="tumor-upload")
             voting = gr.Radio(
                 ["hard", "soft"],
                 value="hard",

@@ -5,7 +5,9 @@ Each run of the app owns one folder, ``run-<pid>``, under ``GRADIO_TEMP_DIR`` (d
 ``<tmp>/brain-workbench``). Gradio's sweep deletes a file once it has gone unused for
 ``WORKBENCH_UPLOAD_TTL`` seconds (an hour by default; the tabs count each analysis as a use), the
 run's folder goes when the app stops (SIGTERM and SIGINT included), and folders of earlier runs
-that were killed are deleted when the next one starts: uploads may carry patient data.
+that were killed are deleted when the next one starts: uploads may carry patient data. The uploads
+a page analysed and the result files it got are deleted as soon as that page is closed
+(:class:`SessionFiles`, called from gradio's ``unload`` event).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
+from collections import defaultdict
 from pathlib import Path
 
 DEFAULT_TTL = 3600  # s: long enough for a page left open over a meeting
@@ -54,3 +58,33 @@ def claim_run_folder() -> Path:
     run.mkdir(mode=0o700)
     os.environ["GRADIO_TEMP_DIR"] = str(run)
     return run
+
+
+class SessionFiles:
+    """Which uploads and result folders each browser session used, so that closing the page
+    deletes them instead of leaving them to the idle-time sweep.
+
+    Gradio names an upload by its content, so two sessions that send the same file share one
+    path: it goes when the last session using it ends.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._paths: dict[str, set[Path]] = defaultdict(set)
+
+    def add(self, session: str, path: Path) -> None:
+        with self._lock:
+            self._paths[session].add(path)
+
+    def end(self, session: str) -> list[Path]:
+        """Delete what ``session`` used and no live session still uses; returns what went."""
+        with self._lock:
+            mine = self._paths.pop(session, set())
+            others = set().union(*self._paths.values())
+        gone = sorted(mine - others)
+        for path in gone:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        return gone
