@@ -40,7 +40,7 @@ def test_4d_volume_loads_raw_but_not_as_an_image(tmp_path):
 
 
 @pytest.mark.parametrize("flip_x", [False, True])
-def test_axial_slice_has_anterior_up_and_left_on_the_left(tmp_path, flip_x):
+def test_axial_slice_has_anterior_up_and_left_on_the_right_as_dicom_shows_it(tmp_path, flip_x):
     volume = marked_volume()
     affine = np.diag([2.0, 3.0, 4.0, 1.0])
     if flip_x:  # the same anatomy stored with x running right-to-left (LAS)
@@ -50,7 +50,7 @@ def test_axial_slice_has_anterior_up_and_left_on_the_left(tmp_path, flip_x):
     nib.save(nib.Nifti1Image(volume, affine), path)
     image = load_image(path)
     assert image.pixels.shape == (12, 10)  # rows = y, columns = x
-    assert image.pixels[0, 0] == 100  # anterior (top row), left (first column)
+    assert image.pixels[0, -1] == 100  # anterior (top row), patient's left (last column)
     assert image.pixels.sum() == 100
     assert image.spacing == (3.0, 2.0)
     assert image.frames == 5
@@ -102,3 +102,24 @@ def test_gzip_nifti_declaring_gigabytes_is_refused_from_its_header(tmp_path, rea
     finally:
         tracemalloc.stop()
     assert peak < 8 << 20, f"{peak / 2**20:.0f} MB held: the payload was unpacked"
+
+
+def test_every_stored_voxel_order_reaches_the_one_axial_orientation_and_back():
+    from itertools import permutations, product
+
+    from workbench.io.orientation import from_axial, to_axial
+
+    rng = np.random.default_rng(0)
+    # In LPS voxel order, voxel (0, 0, 0) is the right, anterior, inferior corner.
+    lps = rng.random((4, 5, 6)).astype(np.float32)
+    lps_affine = np.diag([-1.0, -1.0, 1.0, 1.0])
+    for axes, flips in product(permutations(range(3)), product([False, True], repeat=3)):
+        data, affine = np.transpose(lps, axes), lps_affine[:, [*axes, 3]].copy()
+        for k, flip in enumerate(flips):
+            if flip:  # voxel i becomes n-1-i: the column's direction turns, its origin moves
+                n = data.shape[k]
+                data = np.flip(data, k)
+                affine[:, 3] += affine[:, k] * (n - 1)
+                affine[:, k] *= -1
+        assert np.array_equal(to_axial(data, affine), lps), (axes, flips)
+        assert np.array_equal(from_axial(to_axial(data, affine), affine), data)

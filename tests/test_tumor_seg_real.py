@@ -118,7 +118,8 @@ def test_cli_segments_slices_and_whole_patients_and_writes_masks(
             for k in range(1, n + 1)
         ]
     )
-    affine = np.diag([0.9, 0.9, 3.0, 1.0])  # mm: 2.43 µl voxels
+    # kaggle_3m slices: rows anterior to posterior, columns right to left, slices upwards (LPS)
+    affine = np.diag([-0.9, -0.9, 3.0, 1.0])  # mm: 2.43 µl voxels
     nib.save(nib.Nifti1Image(np.transpose(flair, (2, 1, 0)), affine), tmp_path / "flair.nii.gz")
     out = tmp_path / "masks"
     run = subprocess.run(
@@ -152,6 +153,53 @@ def test_cli_segments_slices_and_whole_patients_and_writes_masks(
     assert nifti["slices"] == n
     assert nifti["volume_ml"] == pytest.approx(nifti["voxels"] * 0.9 * 0.9 * 3.0 / 1000, abs=0.01)
     assert np.allclose(nib.load(out / "flair_mask.nii.gz").affine, affine)
+
+
+def test_a_volume_is_segmented_the_same_whatever_order_its_file_stores_voxels_in(
+    lgg_real: Path, tmp_path: Path
+) -> None:
+    """One real patient's FLAIR written three ways (DICOM's LPS order, RAS as converters write,
+    and a permuted sagittal-first order): the same mask comes back in world space, each on its
+    input's own grid, and it matches the patient's truth."""
+    import nibabel as nib
+
+    from workbench.io import load_image
+    from workbench.metrics import segmentation_scores
+    from workbench.tasks.tumor_seg import mask_nifti, read_volume, segment_volume
+    from workbench.weights import load
+
+    patient = lgg_real / "TCGA_CS_4941_19960909"
+    n = len(list(patient.glob("*_mask.tif")))
+    tifs = [patient / f"TCGA_CS_4941_19960909_{k}" for k in range(1, n + 1)]
+    flair = np.stack([load_image(t.with_suffix(".tif")).pixels[..., 1] for t in tifs])
+    truth = np.stack([load_image(t.with_name(t.name + "_mask.tif")).pixels > 127 for t in tifs])
+    lps = np.transpose(flair, (2, 1, 0))  # (x: right to left, y: anterior to posterior, z: up)
+    lps_affine = np.diag([-0.9, -0.9, 3.0, 1.0])
+    flip_xy = np.diag([-1.0, -1.0, 1.0, 1.0])
+    stored = {
+        "lps": (lps, lps_affine),
+        "ras": (
+            lps[::-1, ::-1],
+            lps_affine
+            @ np.array([[1, 0, 0, 255], [0, 1, 0, 255], [0, 0, 1, 0], [0, 0, 0, 1]])
+            @ flip_xy,
+        ),
+        "sagittal_first": (np.transpose(lps, (2, 0, 1)), lps_affine[:, [2, 0, 1, 3]]),
+    }
+    bundle = load("tumor_seg")
+    world = {}
+    for name, (data, affine) in stored.items():
+        path = tmp_path / f"{name}.nii.gz"
+        nib.save(nib.Nifti1Image(np.ascontiguousarray(data), affine), path)
+        volume = read_volume(path, tmp_path)
+        assert volume.slices.shape == (n, 256, 256)  # axial, whatever the stored order
+        result = segment_volume(bundle, volume)
+        written = mask_nifti(volume, result.mask)
+        assert written.shape == data.shape and np.allclose(written.affine, affine)
+        world[name] = nib.as_closest_canonical(written).get_fdata() > 0
+        assert segmentation_scores(result.mask, truth)["dice"] > 0.7
+    assert np.array_equal(world["lps"], world["ras"])
+    assert np.array_equal(world["lps"], world["sagittal_first"])
 
 
 def test_a_4d_time_series_is_not_a_patient_volume(tmp_path: Path) -> None:

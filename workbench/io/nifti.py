@@ -26,6 +26,7 @@ from workbench.io.limits import (
     check_volume_size,
     read_bounded,
 )
+from workbench.io.orientation import axial_zooms, to_axial
 
 # sizeof_hdr, the first int32 of the header, identifies the version and the byte order.
 _HEADER_SIZES = {348: nib.Nifti1Image, 540: nib.Nifti2Image}
@@ -127,26 +128,19 @@ def load_nifti(
 def nifti_image(
     data: bytes, source: str, *, all_frames: bool = False, limits: Limits = DEFAULT_LIMITS
 ) -> Image:
-    """A 2D/3D NIfTI volume as axial slices (middle one, or all as (F, H, W)).
-
-    The volume is turned to the closest RAS orientation first (nibabel's ``io_orientation``),
-    then each axial slice is shown with anterior at the top and the patient's left on the left
-    (neurological convention).
-    """
+    """A 2D/3D NIfTI volume as axial slices (middle one, or all as (F, H, W)), in the one
+    orientation of :mod:`workbench.io.orientation` (anterior at the top, radiological)."""
     img = parse_nifti(data, source, limits)
     if len(img.shape) > 3 and any(n > 1 for n in img.shape[3:]):
         raise InputError(
             f"{source}: this is a 4D series ({'x'.join(map(str, img.shape))}); "
             "open it in the perfusion tools instead."
         )
-    volume = _data(img, source).reshape((*img.shape, 1, 1)[:3])
-    ornt = nib.orientations.io_orientation(img.affine)
-    volume = nib.orientations.apply_orientation(volume, ornt)
-    zooms = np.ones(3)
-    zooms[ornt[:, 0].astype(int)] = (*img.header.get_zooms(), 1.0, 1.0)[:3]
+    volume = to_axial(_data(img, source).reshape((*img.shape, 1, 1)[:3]), img.affine)
+    zooms = axial_zooms(img.header.get_zooms(), img.affine)
     cols, rows, depth = volume.shape
     check_image_size(rows, cols, source, limits)
-    slices = np.transpose(volume, (2, 1, 0))[:, ::-1, :]  # (z, y from anterior, x)
+    slices = np.transpose(volume, (2, 1, 0))  # (z, y from anterior, x from the right)
     header = {
         "Format": "NIfTI",
         "StoredDataType": img.header.get_data_dtype().name,

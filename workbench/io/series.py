@@ -29,6 +29,7 @@ from pydicom.errors import InvalidDicomError
 from workbench.errors import InputError
 from workbench.io.limits import check_file_size, check_volume_size, read_bounded
 from workbench.io.nifti import check_declared_size, is_nifti_file, parse_nifti
+from workbench.io.orientation import from_axial, to_axial
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -56,6 +57,15 @@ class Series:
         image = nib.Nifti1Image(np.transpose(volume, axes), self.affine)
         image.header.set_xyzt_units("mm", "sec")
         return image
+
+    def axial(self) -> np.ndarray:
+        """``data`` resliced to the one axial orientation the models see
+        (:mod:`workbench.io.orientation`), still (Z, Y, X, T)."""
+        return np.swapaxes(to_axial(np.swapaxes(self.data, 0, 2), self.affine), 0, 2)
+
+    def from_axial(self, volume: np.ndarray) -> np.ndarray:
+        """A (Z, Y, X, ...) array in that axial orientation, back on this series' own grid."""
+        return np.swapaxes(from_axial(np.swapaxes(volume, 0, 2), self.affine), 0, 2)
 
 
 def load_series(path: str | Path, tr: float | None = None) -> Series:

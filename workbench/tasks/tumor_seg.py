@@ -118,10 +118,9 @@ class Volume:
 
     slices: np.ndarray  # (Z, H, W) or (Z, H, W, 3) pixels
     source: str
-    affine: np.ndarray | None = None  # NIfTI voxel (x, y, z) -> RAS mm; None for picture stacks
     voxel_ml: float | None = None
     truth: np.ndarray | None = None  # (Z, H, W) masks that came with the upload (kaggle_3m)
-    series: Series | None = None  # the grid to write the mask volume on
+    series: Series | None = None  # the input's grid and affine, to write the mask volume on
 
 
 def _kaggle_slices(files: list[Path]) -> list[tuple[int, Path]]:
@@ -161,8 +160,11 @@ def read_volume(path: Path, workdir: Path) -> Volume:
             f"{path.name}: a series with {series.data.shape[3]} time points is a 4D acquisition; "
             "give one volume (or three co-registered sequences), or use the Perfusion tab."
         )
-    data = series.data[..., 0] if series.data.shape[3] == 1 else series.data
-    return Volume(data, path.name, series.affine, series.voxel_volume_ml, series=series)
+    # Axial slices, anterior at the top, whatever order the file stores its voxels in: a
+    # sagittal or RAS-stored NIfTI would otherwise reach the model sideways or upside down.
+    data = series.axial()
+    data = data[..., 0] if data.shape[3] == 1 else data
+    return Volume(data, path.name, series.voxel_volume_ml, series=series)
 
 
 @dataclass
@@ -221,12 +223,13 @@ def segment_volume(
 
 
 def mask_nifti(volume: Volume, mask: np.ndarray) -> nib.Nifti1Image:
-    """The mask on the input's grid (same affine); a picture stack gets 1 mm voxels."""
+    """The mask on the input's grid (same affine and voxel order); a picture stack gets 1 mm
+    voxels."""
     import nibabel as nib
 
     data = mask.astype(np.uint8)
     if volume.series is not None:
-        return volume.series.to_nifti(data)
+        return volume.series.to_nifti(volume.series.from_axial(data))
     return nib.Nifti1Image(np.transpose(data, (2, 1, 0)), np.eye(4))
 
 
