@@ -1,10 +1,13 @@
 """Held-out scores of the shipped segmentation and haemorrhage models, against their targets.
 
     python bench/heldout.py [--tasks tumor_seg,hemorrhage] [--data ../shared/data/datasets]
+                            [--figures DIR]
 
 Each model folder's ``split.json`` names the patients (segmentation) or slices (haemorrhage) it
 never trained on; this re-scores exactly those with the shipped weights and prints one table per
 task. It reads the real data from ``--data``; a task whose data is absent is skipped with a line.
+``--figures`` also draws the haemorrhage model's Grad-CAM per subtype on those slices, the
+picture its card shows, into that folder.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "datasets"
 
 
-def tumor_seg(data: Path) -> list[dict]:
+def tumor_seg(data: Path, figures: Path | None = None) -> list[dict]:
     from workbench.data.lgg import LGGSlices, scan_kaggle_3m
     from workbench.recipes.tumor_seg import LEVELS, postprocess, predict_masks, score
     from workbench.transforms.mr import Preprocess
@@ -57,11 +60,12 @@ def tumor_seg(data: Path) -> list[dict]:
     return rows
 
 
-def hemorrhage(data: Path) -> list[dict]:
+def hemorrhage(data: Path, figures: Path | None = None) -> list[dict]:
     from workbench.ct import read_ct
     from workbench.data.rsna import LABELS, scan_rsna
-    from workbench.recipes.hemorrhage import scores
+    from workbench.recipes.hemorrhage import plot_gradcams, scores
     from workbench.tasks.hemorrhage import probabilities
+    from workbench.transforms.ct import CTPreprocess
 
     folder, _ = weights.resolve("hemorrhage")
     bundle = weights.load("hemorrhage")
@@ -71,6 +75,10 @@ def hemorrhage(data: Path) -> list[dict]:
     test = index.subset(keep)
     prob = probabilities(bundle, [read_ct(p) for p in test.paths])
     report = scores(test.targets.astype(float), prob)
+    if figures is not None:
+        arch = bundle.config.model.member_names()[0]
+        prep = CTPreprocess.from_dict(bundle.config.preprocess)
+        plot_gradcams(bundle.model, test, prob, prep, figures / f"gradcam_{arch}.png")
     print(f"hemorrhage: {len(keep)} held-out slices")
     print(
         f"weighted log loss {report['weighted_log_loss']:.4f}; targets: AUC(any) >= 0.90, "
@@ -93,13 +101,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default=",".join(TASKS))
     parser.add_argument("--data", type=Path, default=SHARED)
+    parser.add_argument("--figures", type=Path, help="folder for the haemorrhage Grad-CAM figure")
     args = parser.parse_args()
     for task in args.tasks.split(","):
         run, folder = TASKS[task]
         if not (args.data / folder).is_dir():
             print(f"{task}: skipped, no {args.data / folder}")
             continue
-        print(markdown_table(run(args.data)))
+        print(markdown_table(run(args.data, args.figures)))
         print()
 
 

@@ -223,6 +223,55 @@ def plot_errors(
     return rows
 
 
+def plot_gradcams(
+    model: nn.Module,
+    index: RSNAIndex,
+    prob: np.ndarray,
+    prep: CTPreprocess,
+    path: Path,
+    per_label: int = 2,
+) -> list[dict[str, Any]]:
+    """Grad-CAM of each subtype on the test slices that hold it and that the model rates most
+    likely to: where the model looks when it is right, to check by eye that the heat sits on
+    the blood (RSNA gives no bleed outlines to score it against). Returns them as rows."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from workbench.ct import read_ct
+    from workbench.explain import gradcam
+    from workbench.transforms.ct import ct_tensor
+
+    chosen = [
+        (j, i)
+        for j in range(1, len(LABELS))
+        for i in [i for i in np.argsort(-prob[:, j]) if index.targets[i, j] == 1][:per_label]
+    ]
+    rows = [
+        {"subtype": LABELS[j], "image": index.paths[i].name, "p": round(float(prob[i, j]), 3)}
+        for j, i in chosen
+    ]
+    if not chosen:
+        return rows
+    fig, axes = plt.subplots(2, len(chosen), figsize=(2.0 * len(chosen), 4.4), dpi=90)
+    for k, ((j, i), row) in enumerate(zip(chosen, rows, strict=True)):
+        pixels = read_ct(index.paths[i]).pixels
+        x = ct_tensor(pixels, prep)[None].to(next(model.parameters()).device)
+        heat = torch.from_numpy(gradcam(model, x, j))[None, None]
+        heat = torch.nn.functional.interpolate(heat, size=pixels.shape, mode="bilinear")[0, 0]
+        for ax in axes[:, k]:
+            ax.imshow(pixels, cmap="gray", vmin=0, vmax=80)
+            ax.set_xticks([]), ax.set_yticks([])
+        axes[1, k].imshow(heat.clamp(0, 1).numpy(), cmap="jet", alpha=0.4)
+        axes[0, k].set_title(f"{row['subtype']}\np {row['p']:.2f}", fontsize=7)
+    fig.suptitle("Grad-CAM per subtype on test slices that hold it (brain window)", fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    fig.savefig(path)
+    plt.close(fig)
+    return rows
+
+
 def predict_probs(model: nn.Module, data: RSNASlices, batch_size: int) -> np.ndarray:
     outputs, _ = predict_loader(model, DataLoader(data, batch_size=batch_size))
     return outputs.sigmoid().numpy()
@@ -308,6 +357,9 @@ def train(
         report.update(best_epoch=result.best_epoch, val_wlogloss=result.best_score)
         plot_roc(test_true, prob, f"{arch}: test split", out / f"roc_{arch}.png")
         report["errors"] = plot_errors(splits.test, prob, out / f"errors_{arch}.png")
+        report["gradcams"] = plot_gradcams(
+            result.model, splits.test, prob, prep, out / f"gradcam_{arch}.png"
+        )
         runs[arch] = report
         print(
             f"{arch}: test weighted log loss {report['weighted_log_loss']:.4f}, "
@@ -353,7 +405,7 @@ def train(
             task_type="image-classification",
             dataset_name=data_dir.name,
             dataset_type="rsna-intracranial-hemorrhage-layout",
-            body=card_body(config, per_label, comparison, data_note, runs[arch]["errors"], arch),
+            body=card_body(config, per_label, comparison, data_note, runs[arch], arch),
             metrics={
                 "weighted_log_loss": runs[arch]["weighted_log_loss"],
                 "mean_auc": runs[arch]["mean_auc"],
@@ -413,11 +465,12 @@ def card_body(
     per_label: list[dict[str, Any]],
     comparison: list[dict[str, Any]],
     data_note: str,
-    errors: list[dict[str, Any]],
+    report: dict[str, Any],
     arch: str,
 ) -> str:
     t = config.training
     m = config.metrics
+    errors = report["errors"]
     gallery = f"![errors](errors_{arch}.png)\n\n{markdown_table(errors)}" if errors else "None."
     return f"""Input: one axial head CT slice, as {input_route(config.preprocess["windows"])};
 {config.preprocess["size"][0]} px. Output: six independent probabilities (`any`, epidural,
@@ -446,6 +499,13 @@ far less, and differently: see the limits below. The numbers are not comparable 
 
 ## Backbones compared
 {markdown_table(comparison)}
+
+## Where it looks
+![Grad-CAM per subtype](gradcam_{arch}.png)
+
+Grad-CAM of each subtype on the two test slices holding it that the model rates highest. RSNA
+gives no outlines of the blood, so this is checked by eye, not scored. Grad-CAM is coarse here
+(the last feature map is 8×8 cells at 256 px): read it as the region the answer came from.
 
 ## Where it fails
 {gallery}
