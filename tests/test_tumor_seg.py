@@ -56,6 +56,7 @@ def test_train_save_resolve_predict_beats_the_empty_mask(
     lgg: Path, tmp_path: Path, monkeypatch
 ) -> None:
     opts = SegOptions(
+        arch="unet,deeplabv3plus",  # both trained on the same folds, the better one shipped
         encoder="tu-efficientnet_lite0",
         pretrained=True,  # ImageNet Lite0 from the PyPI package: offline, and it learns fast
         size=64,
@@ -79,7 +80,12 @@ def test_train_save_resolve_predict_beats_the_empty_mask(
     assert {"dice_per_patient", "hd95_per_slice", "assd_per_patient"} <= set(report["metrics"])
     card = (tmp_path / "tumor_seg" / "README.md").read_text()
     assert "model-index" in card and "not for diagnosis" in card and "± " in card
-    assert (tmp_path / "tumor_seg" / "runs" / "fold0" / "curve_loss.png").is_file()
+    for arch in ("unet", "deeplabv3plus"):
+        assert (tmp_path / "tumor_seg" / "runs" / arch / "fold0" / "curve_loss.png").is_file()
+    compared = {row["architecture"]: row for row in report["compared"]}
+    chosen = max(compared, key=lambda a: float(compared[a]["validation Dice (chooses)"]))
+    assert report["config"].model.args["arch"] == chosen  # chosen on validation, not test
+    assert "chosen by validation Dice" in card
 
     monkeypatch.setenv("WORKBENCH_WEIGHTS_DIR", str(tmp_path))
     bundle = weights.load_folder(*weights.resolve("tumor_seg"))

