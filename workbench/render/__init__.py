@@ -59,13 +59,21 @@ def colourise(values: np.ndarray, vmin: float, vmax: float, cmap: str = "turbo")
     return rgb
 
 
+def figure_pixels(fig) -> np.ndarray:
+    """A matplotlib ``Figure`` drawn on an Agg canvas, as an (H, W, 3) uint8 array. No pyplot:
+    pyplot's global figure state is unsafe in gradio's worker threads."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
 def probability_bars(
     probs: dict[str, float], threshold: float, title: str, width: int = 520
 ) -> np.ndarray:
     """Horizontal bars of independent probabilities with the operating threshold drawn across
-    them, so that a reader sees which labels count as positive, not just which bar is longest.
-    Drawn with matplotlib's Agg canvas (no pyplot: no global state in gradio's threads)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    them, so that a reader sees which labels count as positive, not just which bar is longest."""
     from matplotlib.figure import Figure
 
     labels = list(probs)[::-1]  # the first label on top
@@ -82,6 +90,4 @@ def probability_bars(
     ax.set_xlabel(f"probability (dashed: the threshold, {threshold:g})")
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
-    canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+    return figure_pixels(fig)

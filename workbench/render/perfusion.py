@@ -12,13 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import PIL.Image
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from workbench.perfusion.maps import PerfusionConfig, PerfusionMaps
-from workbench.render import colourise, overlay_mask
+from workbench.render import colourise, figure_pixels, overlay_mask
 
 # s, outlined on the Tmax map: the lower of the two volumes the summary measures
 THRESHOLD = PerfusionConfig().tmax_thresholds[0]
@@ -67,9 +66,7 @@ def colour_bar(style: MapStyle, vmax: float, width: int) -> np.ndarray:
     fig.colorbar(mappable, cax=ax, orientation="horizontal")
     ax.tick_params(labelsize=7, length=2, pad=1)
     ax.set_xlabel(f"{style.title} ({style.unit})", fontsize=7, labelpad=1)
-    canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    bar = np.asarray(canvas.buffer_rgba())[:, :width, :3]
+    bar = figure_pixels(fig)[:, :width]
     return np.pad(bar, ((0, 0), (0, width - bar.shape[1]), (0, 0)), constant_values=255)
 
 
