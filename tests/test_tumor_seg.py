@@ -15,7 +15,7 @@ from workbench.data.lgg import patient_folds, read_mask, scan_kaggle_3m, split_b
 from workbench.errors import InputError
 from workbench.io import load_image
 from workbench.phantom import write_dataset
-from workbench.recipes.tumor_seg import SegOptions, train
+from workbench.recipes.tumor_seg import SegOptions, arch_list, train
 from workbench.tasks import get_task
 from workbench.training import TrainConfig
 
@@ -115,3 +115,9 @@ def test_train_save_resolve_predict_beats_the_empty_mask(
     line = json.loads(proc.stdout.strip().splitlines()[0])
     assert line["source"] == tumour_slice.image.name and line["area_px"] == result["area_px"]
     assert np.isfinite(line["area_px"])
+
+
+def test_architectures_are_named_from_the_two_the_recipe_builds() -> None:
+    assert arch_list("unet, deeplabv3plus") == ["unet", "deeplabv3plus"]
+    with pytest.raises(InputError, match="unet or deeplabv3plus"):
+        arch_list("unet,fpn")
