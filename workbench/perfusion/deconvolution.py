@@ -53,6 +53,11 @@ class Residue:
     peak: np.ndarray  # (N,) max of CBF·R(t), 1/s
     delay: np.ndarray  # (N,) Tmax: time of that maximum, s; negative when wrapped (circulant)
     components: np.ndarray  # (N,) singular components kept
+    # (N,) s, when asked for (``onset=True``): where CBF·R(t) last rises through half its peak
+    # before the peak, linear between samples (sub-TR); the peak's own time when it never dips
+    # below half before it. Truncation blurs the residue's sharp onset and pushes its peak late;
+    # the half-rise stays near the onset (bench/perfusion_delay.py measures it).
+    onset: np.ndarray | None = None
 
 
 def aif_matrix(aif: np.ndarray, dt: float, circulant_: bool) -> np.ndarray:
@@ -73,6 +78,7 @@ def deconvolve(
     oi_threshold: float = 0.035,
     min_threshold: float = 0.005,
     patience: int = PATIENCE,
+    onset: bool = False,
     workers: int = 2,
     progress: Callable[[float], None] | None = None,
 ) -> Residue:
@@ -81,7 +87,8 @@ def deconvolve(
     ``threshold`` overrides the method's fixed truncation. oSVD walks the truncation levels from
     the largest singular value down to ``min_threshold`` of it, and keeps for each voxel the
     last level with OI ≤ ``oi_threshold``; a voxel stops after ``patience`` levels in a row
-    above it (smaller singular components only add oscillation).
+    above it (smaller singular components only add oscillation). ``onset`` adds each residue's
+    half-rise time (:attr:`Residue.onset`).
     """
     spec = METHODS[method]
     matrix = aif_matrix(aif, dt, spec.circulant)
@@ -99,6 +106,7 @@ def deconvolve(
     starts = list(range(0, n, CHUNK))
     peak = np.empty(n, np.float32)
     index = np.empty(n, np.int64)
+    rise = np.empty(n, np.float32) if onset else None
     kept = np.empty(n, np.int32)
     done = [0]
 
@@ -118,6 +126,8 @@ def deconvolve(
             residue = basis @ np.where(keep, weights, 0.0)
         peak[start : start + CHUNK] = residue.max(axis=0)
         index[start : start + CHUNK] = residue.argmax(axis=0)
+        if rise is not None:
+            rise[start : start + CHUNK] = _onset(residue, index[start : start + CHUNK], dt, spec)
         kept[start : start + CHUNK] = k
         done[0] += 1
         if progress is not None:
@@ -125,7 +135,7 @@ def deconvolve(
 
     with threadpool_limits(1), ThreadPoolExecutor(max(1, workers)) as pool:
         list(pool.map(run, starts))
-    return Residue(peak=peak, delay=_delay(index, length, dt, spec), components=kept)
+    return Residue(peak=peak, delay=_delay(index, length, dt, spec), components=kept, onset=rise)
 
 
 def truncation_levels(
@@ -154,6 +164,28 @@ def _delay(index: np.ndarray, length: int, dt: float, spec: SVDMethod) -> np.nda
     return np.round(wrapped * round(dt, TIME_DECIMALS), TIME_DECIMALS).astype(np.float32)
 
 
+def _onset(residue: np.ndarray, index: np.ndarray, dt: float, spec: SVDMethod) -> np.ndarray:
+    """Half-rise time (s) of each column of ``residue`` (L, n) whose maximum is at ``index``.
+
+    Circulant residues are read on lags −(L/2 − 1)..L/2, the range :func:`_delay` maps their
+    indices to, so a rise that starts before the AIF is found across the wrap.
+    """
+    length, n = residue.shape
+    first = -(length // 2 - 1) if spec.circulant else 0  # lag of row 0 once rolled
+    ordered = np.roll(residue, -first, axis=0)
+    lag = np.where(spec.circulant & (index > length // 2), index - length, index)
+    top = lag - first  # the peak's row in ``ordered``
+    half = ordered[top, np.arange(n)] / 2
+    below = (ordered < half) & (np.arange(length)[:, None] < top)
+    last = length - 1 - np.argmax(below[::-1], axis=0)  # last row below half before the peak
+    last = np.where(below.any(axis=0), last, top)
+    low = ordered[last, np.arange(n)]
+    high = ordered[np.minimum(last + 1, length - 1), np.arange(n)]
+    share = np.clip((half - low) / np.maximum(high - low, 1e-12), 0.0, 1.0)
+    share = np.where(last == top, 0.0, share)
+    return ((last + share + first) * dt).astype(np.float32)
+
+
 def deconvolve_loop(
     curves: np.ndarray,
     aif: np.ndarray,
@@ -164,6 +196,7 @@ def deconvolve_loop(
     oi_threshold: float = 0.035,
     min_threshold: float = 0.005,
     patience: int = PATIENCE,
+    onset: bool = False,
 ) -> Residue:
     """The textbook way, one voxel and one truncated pseudo-inverse at a time.
 
@@ -175,7 +208,7 @@ def deconvolve_loop(
     u, s, vt = np.linalg.svd(matrix)
     length = matrix.shape[0]
     levels = truncation_levels(s, spec, threshold, min_threshold)
-    peak, index, kept = [], [], []
+    peak, index, kept, rise = [], [], [], []
     for curve in np.asarray(curves, dtype=np.float64):
         padded = np.zeros(length)
         padded[: len(curve)] = curve
@@ -192,10 +225,13 @@ def deconvolve_loop(
         peak.append(best[0].max())
         index.append(best[0].argmax())
         kept.append(best[1])
+        if onset:
+            rise.append(_onset(best[0][:, None], np.array(index[-1:]), dt, spec)[0])
     return Residue(
         peak=np.array(peak, np.float32),
         delay=_delay(np.array(index), length, dt, spec),
         components=np.array(kept, np.int32),
+        onset=np.array(rise, np.float32) if onset else None,
     )
 
 

@@ -132,9 +132,7 @@ def simulate_dsc(rng: np.random.Generator, spec: DscSpec = DscSpec()) -> DscPati
     fine = np.arange(0.0, times[-1] + 4 * spec.tr, spec.fine_dt)
 
     onset = rng.uniform(6.0, 12.0)
-    aif_fine = spec.aif_peak * (
-        gamma_variate(fine, onset) + 0.12 * gamma_variate(fine, onset + 11.0, beta=3.0)
-    )
+    aif_fine = arterial_input(fine, onset, spec.aif_peak)
     territory, side = _territory(rng, labels, head, spacing)
     delay_normal = np.clip(0.5 + 0.4 * smooth_field(rng, spec.shape, (2, 8, 8)), 0.0, 1.5)
     mean_delay = rng.uniform(*spec.delay)
@@ -153,14 +151,13 @@ def simulate_dsc(rng: np.random.Generator, spec: DscSpec = DscSpec()) -> DscPati
             if not where.any():
                 continue
             perfusion = TissuePerfusion(normal.cbf * flow_drop, normal.cbv) if stroke else normal
-            kernel = _effective_residue(fine, perfusion.mtt, dispersion if stroke else 0.0)
-            curve = perfusion.cbf / 6000.0 / scale * fftconvolve(aif_fine, kernel)[: len(fine)]
-            curve *= spec.fine_dt
-            shifted = times[None, :] - delay[where][:, None]
-            delta_r2[where] = heterogeneity[where][:, None] * np.interp(
-                shifted, fine, curve, left=0
+            curve, peak_time = tissue_response(
+                aif_fine, fine, perfusion, dispersion if stroke else 0.0, scale
             )
-            truth[where] = delay[where] + fine[np.argmax(kernel)]
+            delta_r2[where] = heterogeneity[where][:, None] * delayed(
+                curve, fine, times, delay[where]
+            )
+            truth[where] = delay[where] + peak_time
     vessels = labels == Tissue.VESSEL
     arteries = vessels & _near_sella(head, spacing)
     veins = vessels & ~arteries
@@ -203,6 +200,41 @@ def simulate_dsc(rng: np.random.Generator, spec: DscSpec = DscSpec()) -> DscPati
         te=spec.te,
         params=params,
     )
+
+
+def arterial_input(fine: np.ndarray, onset: float, peak: float) -> np.ndarray:
+    """The arterial ΔR2* (1/s) on ``fine``: a gamma-variate first pass peaking at ``peak`` and a
+    recirculation 11 s later at 12 % of it, wider."""
+    return peak * (gamma_variate(fine, onset) + 0.12 * gamma_variate(fine, onset + 11.0, beta=3.0))
+
+
+def tissue_response(
+    aif_fine: np.ndarray,
+    fine: np.ndarray,
+    perfusion: TissuePerfusion,
+    dispersion: float,
+    scale: float,
+) -> tuple[np.ndarray, float]:
+    """Undelayed tissue ΔR2* on the uniform grid ``fine``, and the true Tmax it adds to a delay.
+
+    ΔR2*(t) = CBF/k · (AIF ⊗ h)(t) with ``h`` = exp(−t/MTT), convolved with a unit-area
+    exponential of time constant ``dispersion`` (s; none when 0), ``k`` = ``scale`` (the
+    haematocrit/density factor of :class:`PerfusionConfig`). The second value is the time of the
+    maximum of ``h`` (s): 0 without dispersion, so a voxel's true Tmax is its delay plus it.
+    """
+    kernel = _effective_residue(fine, perfusion.mtt, dispersion)
+    curve = perfusion.cbf / 6000.0 / scale * fftconvolve(aif_fine, kernel)[: len(fine)]
+    curve *= fine[1] - fine[0]
+    return curve, fine[np.argmax(kernel)]  # np.float64: keeps float32 delays in float64
+
+
+def delayed(
+    curve: np.ndarray, fine: np.ndarray, times: np.ndarray, delay: np.ndarray
+) -> np.ndarray:
+    """``curve`` (on ``fine``) delayed by each of ``delay`` (N,) s and sampled at ``times``: (N, T);
+    zero before the curve's start (a negative delay starts it earlier)."""
+    shifted = times[None, :] - np.asarray(delay)[:, None]
+    return np.interp(shifted, fine, curve, left=0)
 
 
 def _effective_residue(fine: np.ndarray, mtt: float, dispersion: float) -> np.ndarray:
