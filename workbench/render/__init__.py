@@ -70,7 +70,7 @@ def figure_pixels(fig) -> np.ndarray:
 
 
 def probability_bars(
-    probs: dict[str, float], threshold: float, title: str, width: int = 520
+    probs: dict[str, float], threshold: float, title: str = "", width: int = 520
 ) -> np.ndarray:
     """Horizontal bars of independent probabilities with the operating threshold drawn across
     them, so that a reader sees which labels count as positive, not just which bar is longest."""
@@ -88,6 +88,7 @@ def probability_bars(
         ax.text(min(v + 0.01, 0.88), y, f"{v:.2f}", va="center", fontsize=8)
     ax.set_xlim(0, 1)
     ax.set_xlabel(f"probability (dashed: the threshold, {threshold:g})")
-    ax.set_title(title, fontsize=10)
+    if title:  # in the app the image's own label names it; a drawn title would sit under it
+        ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return figure_pixels(fig)

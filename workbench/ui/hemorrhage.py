@@ -54,7 +54,7 @@ def _window_title(name: str) -> str:
 
 def _bars(labels: list[str], probs: np.ndarray) -> np.ndarray:
     shown = hemorrhage.as_dict(labels, probs)
-    return probability_bars(shown, hemorrhage.THRESHOLD, "Probabilities on this slice")
+    return probability_bars(shown, hemorrhage.THRESHOLD)
 
 
 def _table(study: hemorrhage.Study) -> pd.DataFrame:
@@ -120,7 +120,8 @@ def analyse(files: list[Any] | None) -> tuple:
     count = len(study.images)
     return (
         study,
-        gr.Slider(1, max(2, count), value=first + 1, step=1, interactive=count > 1),
+        # one slice: nothing to browse (a slider needs two ends, so it would offer a slice 2)
+        gr.Slider(1, max(2, count), value=first + 1, step=1, visible=count > 1),
         gr.Dropdown(choices=study.labels, value=label),
         *_view(study, first, label),
         _table(study),
