@@ -37,3 +37,14 @@ def test_mask_overlay_keeps_the_slice_outside_the_mask() -> None:
     assert (out[~mask] == 100).all()
     assert (out[5, 5] == (255, 60, 60)).all()  # the outline in the mask's colour
     assert out[10, 10, 0] > 100 > out[10, 10, 1]  # the fill: translucent red
+
+
+def test_small_pictures_are_enlarged_voxel_by_voxel_and_large_ones_kept() -> None:
+    from workbench.render import DISPLAY, enlarge
+
+    small = np.arange(64 * 48 * 3, dtype=np.uint8).reshape(64, 48, 3)
+    big = enlarge(small)
+    assert big.shape == (256, 192, 3) and max(big.shape[:2]) >= DISPLAY
+    assert np.array_equal(big[::4, ::4], small)  # every voxel repeated 4 × 4, none blended
+    large = np.zeros((300, 200, 3), np.uint8)
+    assert enlarge(large).shape == large.shape

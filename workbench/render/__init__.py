@@ -59,6 +59,17 @@ def colourise(values: np.ndarray, vmin: float, vmax: float, cmap: str = "turbo")
     return rgb
 
 
+DISPLAY = 256  # px: smaller pictures are enlarged to at least this for the app
+
+
+def enlarge(rgb: np.ndarray) -> np.ndarray:
+    """A small picture (a 64×64 DICOM, a perfusion map) repeated pixel by pixel to at least
+    :data:`DISPLAY` px, so the browser does not show a thumbnail; nearest neighbour keeps the
+    voxels honest."""
+    factor = max(1, -(-DISPLAY // max(rgb.shape[:2])))
+    return np.repeat(np.repeat(rgb, factor, axis=0), factor, axis=1)
+
+
 def figure_pixels(fig) -> np.ndarray:
     """A matplotlib ``Figure`` drawn on an Agg canvas, as an (H, W, 3) uint8 array. No pyplot:
     pyplot's global figure state is unsafe in gradio's worker threads."""

@@ -17,11 +17,10 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from workbench.perfusion.maps import PerfusionConfig, PerfusionMaps
-from workbench.render import colourise, figure_pixels, overlay_mask
+from workbench.render import colourise, enlarge, figure_pixels, overlay_mask
 
 # s, outlined on the Tmax map: the lower of the two volumes the summary measures
 THRESHOLD = PerfusionConfig().tmax_thresholds[0]
-DISPLAY = 256  # px: maps are enlarged (nearest neighbour) to at least this size
 
 
 @dataclass(frozen=True)
@@ -40,11 +39,6 @@ STYLES: dict[str, MapStyle] = {
     "cbv": MapStyle("CBV", "ml/100 g", "magma", None),
     "mtt": MapStyle("MTT", "s", "viridis", None),
 }
-
-
-def enlarge(rgb: np.ndarray) -> np.ndarray:
-    factor = max(1, -(-DISPLAY // max(rgb.shape[:2])))
-    return np.repeat(np.repeat(rgb, factor, axis=0), factor, axis=1)
 
 
 def limits(maps: PerfusionMaps) -> dict[str, float]:

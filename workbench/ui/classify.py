@@ -11,16 +11,17 @@ import gradio as gr
 import numpy as np
 
 from workbench.io import Image
-from workbench.render import overlay_heatmap, to_rgb
+from workbench.render import enlarge, overlay_heatmap, to_rgb
 from workbench.tasks import classify
 from workbench.ui.common import examples, shared_examples, upload_box
 from workbench.weights import ModelBundle
 
 
 def explained(bundle: ModelBundle, image: Image, target: int) -> tuple[np.ndarray, np.ndarray]:
-    """The slice for display and the Grad-CAM map of class ``target`` blended over it."""
+    """The slice for display and the Grad-CAM map of class ``target`` blended over it, both
+    enlarged when the slice is small."""
     rgb = to_rgb(image.pixels)
-    return rgb, overlay_heatmap(rgb, classify.explain(bundle, image, target))
+    return enlarge(rgb), enlarge(overlay_heatmap(rgb, classify.explain(bundle, image, target)))
 
 
 def unsure_note(result: classify.Classification) -> str:
