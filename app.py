@@ -98,8 +98,10 @@ def main(argv: list[str] | None = None) -> None:
 
     configure(logging.INFO)
     # SIGTERM (docker stop, systemd, a Space restart) stops the server like Ctrl-C, so that the
-    # run's folder of uploads is deleted either way.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # run's folder of uploads is deleted either way. SIGINT is set too: a shell starts background
+    # jobs (`python app.py &`, nohup) with SIGINT ignored, and Python then leaves it ignored.
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, signal.default_int_handler)
     run = uploads.claim_run_folder()  # before gradio is imported: it reads the folder once
     try:
         build_app().launch(

@@ -39,9 +39,14 @@ def _free_port() -> int:
 
 
 @contextmanager
-def serve(extra_env: dict[str, str], log_name: str) -> Iterator[tuple[subprocess.Popen, str]]:
+def serve(
+    extra_env: dict[str, str], log_name: str, ignore_sigint: bool = False
+) -> Iterator[tuple[subprocess.Popen, str]]:
     """``python app.py`` on a free loopback port with ``extra_env``, answering before the block
-    starts; stopped with SIGTERM (SIGKILL if it lingers) when the block ends."""
+    starts; stopped with SIGTERM (SIGKILL if it lingers) when the block ends. ``ignore_sigint``
+    starts it as a shell starts a background job, with SIGINT ignored."""
+    import signal
+
     port = _free_port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", **extra_env}
     ARTIFACTS.mkdir(exist_ok=True)
@@ -52,6 +57,9 @@ def serve(extra_env: dict[str, str], log_name: str) -> Iterator[tuple[subprocess
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+            if ignore_sigint
+            else None,
         )
         url = f"http://127.0.0.1:{port}/"
         try:

@@ -24,11 +24,11 @@ SHOTS = ARTIFACTS / "screenshots"
 TTL = 20  # s an upload may stay unused in the test app
 
 
-def serve(cache: Path, ttl: int = TTL, tag: str = ""):
+def serve(cache: Path, ttl: int = TTL, tag: str = "", ignore_sigint: bool = False):
     """``python app.py`` on a free port, its uploads under ``cache``, until the block ends; its
     output goes to ``artifacts/app_lifetime_<cache folder><tag>.log``."""
     env = {"GRADIO_TEMP_DIR": str(cache), "WORKBENCH_UPLOAD_TTL": str(ttl)}
-    return serve_app(env, f"app_lifetime_{cache.name}{tag}.log")
+    return serve_app(env, f"app_lifetime_{cache.name}{tag}.log", ignore_sigint)
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +125,8 @@ def test_stopping_the_app_deletes_uploads_and_start_up_sweeps_old_runs(
     leftover = cache / f"run-{2**22 + 1}"  # above Linux's largest pid: a run that has ended
     (leftover / "abc").mkdir(parents=True)
     (leftover / "abc" / "patient.dcm").write_bytes(b"left by a killed run")
-    with serve(cache, tag=f"_{sig.name}") as (proc, url):
+    # Started as `python app.py &` would be, with SIGINT ignored: it must still stop on one.
+    with serve(cache, tag=f"_{sig.name}", ignore_sigint=True) as (proc, url):
         assert not leftover.exists()  # an earlier run's uploads are swept at start-up
         saved = Path(upload(url, EXAMPLES / "hemorrhage_phantom_normal.dcm"))
         assert saved.is_file() and cache in saved.parents
