@@ -44,7 +44,7 @@ from workbench.models import build_model
 from workbench.models.pretrained import has_offline_weights
 from workbench.ood import fit_ood
 from workbench.scripts import dataclass_from_args, finish, preset_parser
-from workbench.tasks.hemorrhage import THRESHOLD
+from workbench.tasks.hemorrhage import THRESHOLD, slice_gradcam
 from workbench.training import TrainConfig, fit, improved, predict_loader
 from workbench.transforms.ct import CTPreprocess, check_picture_windows
 from workbench.weights import save_pretrained
@@ -240,8 +240,6 @@ def plot_gradcams(
     import matplotlib.pyplot as plt
 
     from workbench.ct import read_ct
-    from workbench.explain import gradcam
-    from workbench.transforms.ct import ct_tensor
 
     chosen = [
         (j, i)
@@ -257,13 +255,10 @@ def plot_gradcams(
     fig, axes = plt.subplots(2, len(chosen), figsize=(2.0 * len(chosen), 4.4), dpi=90)
     for k, ((j, i), row) in enumerate(zip(chosen, rows, strict=True)):
         pixels = read_ct(index.paths[i]).pixels
-        x = ct_tensor(pixels, prep)[None].to(next(model.parameters()).device)
-        heat = torch.from_numpy(gradcam(model, x, j))[None, None]
-        heat = torch.nn.functional.interpolate(heat, size=pixels.shape, mode="bilinear")[0, 0]
         for ax in axes[:, k]:
             ax.imshow(pixels, cmap="gray", vmin=0, vmax=80)
             ax.set_xticks([]), ax.set_yticks([])
-        axes[1, k].imshow(heat.clamp(0, 1).numpy(), cmap="jet", alpha=0.4)
+        axes[1, k].imshow(slice_gradcam(model, prep, pixels, j), cmap="jet", alpha=0.4)
         axes[0, k].set_title(f"{row['subtype']}\np {row['p']:.2f}", fontsize=7)
     fig.suptitle("Grad-CAM per subtype on test slices that hold it (brain window)", fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 0.93))
@@ -405,7 +400,7 @@ def train(
             task_type="image-classification",
             dataset_name=data_dir.name,
             dataset_type="rsna-intracranial-hemorrhage-layout",
-            body=card_body(config, per_label, comparison, data_note, runs[arch], arch),
+            body=card_body(config, per_label, comparison, data_note, runs[arch]["errors"], arch),
             metrics={
                 "weighted_log_loss": runs[arch]["weighted_log_loss"],
                 "mean_auc": runs[arch]["mean_auc"],
@@ -465,12 +460,11 @@ def card_body(
     per_label: list[dict[str, Any]],
     comparison: list[dict[str, Any]],
     data_note: str,
-    report: dict[str, Any],
+    errors: list[dict[str, Any]],
     arch: str,
 ) -> str:
     t = config.training
     m = config.metrics
-    errors = report["errors"]
     gallery = f"![errors](errors_{arch}.png)\n\n{markdown_table(errors)}" if errors else "None."
     return f"""Input: one axial head CT slice, as {input_route(config.preprocess["windows"])};
 {config.preprocess["size"][0]} px. Output: six independent probabilities (`any`, epidural,

@@ -27,7 +27,10 @@ from workbench.tasks.base import TaskSpec, register
 # Registering the task must not load torch (see workbench.tasks.base): torch, pydicom and the
 # model code are imported inside the functions that need them.
 if TYPE_CHECKING:
+    from torch import nn
+
     from workbench.io import Image
+    from workbench.transforms.ct import CTPreprocess
     from workbench.weights import ModelBundle
 
 THRESHOLD = 0.5
@@ -198,18 +201,28 @@ def read_study(bundle: ModelBundle, paths: Sequence[Path], workdir: Path) -> Stu
 
 def gradcam_map(bundle: ModelBundle, image: Image, label: str) -> np.ndarray:
     """Grad-CAM of ``label`` on the slice, in [0, 1] at the slice's own size."""
-    import torch
-    import torch.nn.functional as F
-
-    from workbench.explain import gradcam
-    from workbench.transforms.ct import CTPreprocess, ct_tensor
+    from workbench.transforms.ct import CTPreprocess
 
     if label not in bundle.labels:
         raise InputError(f"unknown label '{label}'; choose one of {', '.join(bundle.labels)}.")
     prep = CTPreprocess.from_dict(bundle.config.preprocess)
-    x = ct_tensor(image.pixels, prep)[None].to(bundle.device)
-    heat = torch.from_numpy(gradcam(bundle.model, x, bundle.labels.index(label)))
-    heat = F.interpolate(heat[None, None], size=image.pixels.shape, mode="bilinear")
+    return slice_gradcam(bundle.model, prep, image.pixels, bundle.labels.index(label))
+
+
+def slice_gradcam(
+    model: nn.Module, prep: CTPreprocess, pixels: np.ndarray, target: int
+) -> np.ndarray:
+    """Grad-CAM of output ``target`` of ``model`` on a CT slice (HU, or a brain-window picture
+    read as HU), in [0, 1] at the slice's own size: the tab's map and the card's gallery."""
+    import torch
+    import torch.nn.functional as F
+
+    from workbench.explain import gradcam
+    from workbench.transforms.ct import ct_tensor
+
+    x = ct_tensor(pixels, prep)[None].to(next(model.parameters()).device)
+    heat = torch.from_numpy(gradcam(model, x, target))
+    heat = F.interpolate(heat[None, None], size=pixels.shape, mode="bilinear")
     return heat[0, 0].clamp(0, 1).numpy()
 
 
