@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import zipfile
 from pathlib import Path
 
@@ -11,6 +12,10 @@ import pytest
 from PIL import Image as PILImage
 
 from tests.conftest import ARTIFACTS
+from workbench.io.series import load_series
+from workbench.perfusion.pipeline import perfusion_maps
+from workbench.perfusion.signal import clean
+from workbench.render import perfusion as figures
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "perfusion_phantom.zip"
 SHOTS = ARTIFACTS / "screenshots"
@@ -81,8 +86,8 @@ def test_wrong_uploads_get_a_one_line_reason(client, tmp_path: Path) -> None:
     assert "Traceback" not in str(info.value)
 
 
-@pytest.mark.browser
-def test_the_tab_in_a_browser(browser, app_url: str) -> None:
+def computed_tab(browser, app_url: str):
+    """A page with the Perfusion tab's maps of the example computed."""
     page = browser.new_page(viewport={"width": 1500, "height": 1100})
     page.goto(app_url, wait_until="load", timeout=90_000)
     page.get_by_role("tab", name="Perfusion").click(timeout=90_000)
@@ -93,7 +98,47 @@ def test_the_tab_in_a_browser(browser, app_url: str) -> None:
     page.get_by_role("button", name="Compute maps").click()
     page.locator("#perfusion-tmax img").wait_for(state="visible", timeout=240_000)
     page.locator("#perfusion-aif img").wait_for(state="visible", timeout=120_000)
+    return page
+
+
+@pytest.mark.browser
+def test_the_tab_in_a_browser(browser, app_url: str) -> None:
+    page = computed_tab(browser, app_url)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "perfusion_tab.png"), full_page=True)
     assert page.get_by_text("Tmax > 6 s:").first.is_visible()
+    page.close()
+
+
+@pytest.mark.browser
+def test_a_click_in_the_browser_picks_the_voxel_under_it(browser, app_url: str) -> None:
+    """The browser reports the click in the picture's own pixels, whatever size it is shown at:
+    the picture with the pick drawn must be the one drawn here for the voxel clicked."""
+    series = load_series(EXAMPLE)
+    maps = perfusion_maps(series)
+    z = figures.most_hypoperfused_slice(maps)  # the slice shown first
+    drop = figures.bolus_drop(clean(series.data))[z]
+    row, col = np.unravel_index(np.argmax(np.where(maps.mask[z], drop, -1)), drop.shape)
+    picked = np.zeros(drop.shape, bool)
+    picked[row, col] = True
+    expected = figures.pick_picture(drop, maps.mask[z], picked)
+
+    page = computed_tab(browser, app_url)
+    picture = page.locator("#perfusion-pick img")
+    page.wait_for_function(  # loaded: an image still loading has no size to click in
+        "() => document.querySelector('#perfusion-pick img')?.naturalWidth > 0", timeout=60_000
+    )
+    box = picture.bounding_box()
+    scale = box["width"] / expected.shape[1]  # shown square: 64×64 voxels
+    factor = expected.shape[0] // drop.shape[0]
+    picture.click(position={"x": (col + 0.5) * factor * scale, "y": (row + 0.5) * factor * scale})
+    page.get_by_text(f"AIF picks: 1 (slice {z + 1})").wait_for(timeout=60_000)
+    shown = page.request.get(page.locator("#perfusion-pick img").get_attribute("src")).body()
+    np.testing.assert_array_equal(
+        np.asarray(PILImage.open(io.BytesIO(shown)).convert("RGB")), expected
+    )
+    page.get_by_role("button", name="Recompute with picked AIF").click()
+    page.get_by_text("given region").first.wait_for(timeout=120_000)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "perfusion_pick.png"), full_page=True)
     page.close()

@@ -1,12 +1,14 @@
 """Pictures of perfusion maps: each map's slice in colour with its scale, and the arterial input
 function with where its voxels are. The Perfusion tab and ``python -m workbench perfusion`` draw
-them the same way (the CLI saves them as PNG).
+them the same way (the CLI saves them as PNG). The tab also draws the slice people click on to
+pick the AIF's voxels, and maps a click back to its voxel.
 
 Figures are made without pyplot: no global state and no GUI backend in Gradio's worker threads.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from workbench.render import colourise, enlarge, figure_pixels, overlay_mask
 
 # s, outlined on the Tmax map: the lower of the two volumes the summary measures
 THRESHOLD = PerfusionConfig().tmax_thresholds[0]
+PICK_COLOUR = (255, 40, 40)  # the picked AIF voxels, red as the AIF's voxels in aif_figure
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,34 @@ def backdrop(signal: np.ndarray) -> np.ndarray:
     """(Z, Y, X) mean of the first eighth of a (Z, Y, X, T) series: before the bolus, where
     anatomy shows best."""
     return signal[..., : max(1, signal.shape[-1] // 8)].mean(axis=3)
+
+
+def bolus_drop(signal: np.ndarray) -> np.ndarray:
+    """(Z, Y, X) each voxel's deepest fall below its :func:`backdrop`, 0–1: ``1 − exp(−TE·ΔR2*)``
+    at the ΔR2* peak, so arteries, where the bolus passes undiluted, are the brightest.
+    ``signal``: (Z, Y, X, T) with empty frames bridged (``perfusion.signal.clean``), which would
+    otherwise read as a full drop."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        drop = 1.0 - signal.min(axis=3) / backdrop(signal)
+    return np.clip(np.nan_to_num(drop), 0.0, 1.0).astype(np.float32)
+
+
+def pick_picture(drop: np.ndarray, mask: np.ndarray, picked: np.ndarray) -> np.ndarray:
+    """A slice of :func:`bolus_drop` in grey (black outside the tissue ``mask``, where no pick is
+    taken), enlarged as the maps are, with the ``picked`` voxels outlined. The square-root scale
+    shows tissue (a quarter to a half of its signal lost) as anatomy around the white vessels.
+    Rows and columns are the array's own, as on the maps: :func:`voxel_at` undoes only the
+    enlargement."""
+    rgb = enlarge(colourise(np.sqrt(np.where(mask, drop, np.nan)), 0.0, 1.0, "gray"))
+    return overlay_mask(rgb, enlarge(picked), PICK_COLOUR)
+
+
+def voxel_at(pixel: Sequence[int], plane: tuple[int, int]) -> tuple[int, int] | None:
+    """The (row, column) of the voxel under ``pixel`` ((x, y), as a click on a
+    :func:`pick_picture` of a ``plane``-shaped slice reports it); None off the slice."""
+    factor = enlarge(np.zeros((*plane, 1), np.uint8)).shape[0] // plane[0]
+    row, col = int(pixel[1]) // factor, int(pixel[0]) // factor
+    return (row, col) if 0 <= row < plane[0] and 0 <= col < plane[1] else None
 
 
 def aif_figure(maps: PerfusionMaps, baseline: np.ndarray) -> Figure:
