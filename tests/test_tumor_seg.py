@@ -17,6 +17,7 @@ from workbench.io import load_image
 from workbench.phantom import write_dataset
 from workbench.recipes.tumor_seg import SegOptions, arch_list, train
 from workbench.tasks import get_task
+from workbench.tasks.tumor_seg import voxel_size
 from workbench.training import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,3 +122,15 @@ def test_architectures_are_named_from_the_two_the_recipe_builds() -> None:
     assert arch_list("unet, deeplabv3plus") == ["unet", "deeplabv3plus"]
     with pytest.raises(InputError, match="unet or deeplabv3plus"):
         arch_list("unet,fpn")
+
+
+@pytest.mark.parametrize("text", ["0.9 0.9", "0.9 0.9 0", "a b c", "1 1 50", "1 1 1 1"])
+def test_a_voxel_size_needs_three_sizes_in_mm(text: str) -> None:
+    with pytest.raises(InputError, match="three sizes in mm"):
+        voxel_size(text)
+
+
+def test_a_voxel_size_reads_as_typed() -> None:
+    assert voxel_size("0.94, 0.94 × 5") == (0.94, 0.94, 5.0)
+    assert voxel_size("1x1x3") == (1.0, 1.0, 3.0)
+    assert voxel_size("  ") is None

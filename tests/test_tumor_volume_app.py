@@ -39,7 +39,7 @@ def test_a_zipped_patient_is_segmented_through_the_volume(client, held_out_patie
     from gradio_client import handle_file
 
     slider, view, summary, table, files, about = client.predict(  # the state stays server-side
-        handle_file(str(held_out_patient)), api_name="/tumor_volume"
+        handle_file(str(held_out_patient)), "0.94, 0.94, 5", api_name="/tumor_volume"
     )
     n = len(table["data"])
     assert summary["slices"] == n and summary["tumor_found"]
@@ -55,6 +55,10 @@ def test_a_zipped_patient_is_segmented_through_the_volume(client, held_out_patie
     )
     mask = nib.load(next(f for f in files if f.endswith(".nii.gz")))
     assert mask.shape == (256, 256, n) and int(mask.get_fdata().sum()) == summary["voxels"]
+    # kaggle_3m tifs carry no spacing: the typed voxel size gives the ml and the NIfTI's grid
+    assert mask.header.get_zooms() == pytest.approx((0.94, 0.94, 5))
+    assert summary["volume_ml"] == pytest.approx(summary["voxels"] * 0.94 * 0.94 * 5 / 1000, 0.01)
+    assert summary["voxel_size"] == "given: 0.94 × 0.94 × 5 mm"
     assert "trained on" in about and Path(view).is_file()
 
     cli = subprocess.run(
@@ -67,6 +71,15 @@ def test_a_zipped_patient_is_segmented_through_the_volume(client, held_out_patie
     assert cli.returncode == 0, cli.stderr
     line = json.loads(cli.stdout)
     assert line["voxels"] == summary["voxels"] and line["scores"] == summary["scores"]
+    assert line["volume_ml"] is None and line["voxel_size"].startswith("unknown")
+
+
+def test_a_mistyped_voxel_size_gets_the_one_line_error(client, held_out_patient: Path) -> None:
+    from gradio_client import handle_file
+
+    with pytest.raises(Exception, match="three sizes in mm") as err:
+        client.predict(handle_file(str(held_out_patient)), "0.94 0.94", api_name="/tumor_volume")
+    assert "Traceback" not in str(err.value)
 
 
 def test_a_4d_series_gets_the_one_line_error(client, tmp_path: Path) -> None:

@@ -37,8 +37,8 @@ def cmd_predict(args: argparse.Namespace) -> None:
         if zipfile.is_zipfile(path) and not spec.zips:
             zips = _names([t.name for t in list_tasks() if t.zips])
             raise InputError(f"{Path(path).name}: only {zips} read a zip.")
-    if args.masks_out and args.task != "tumor_seg":
-        raise InputError("--masks-out is for tumor_seg.")
+    if (args.masks_out or args.voxel_size) and args.task != "tumor_seg":
+        raise InputError("--masks-out and --voxel-size are for tumor_seg.")
     if args.study and args.task != "hemorrhage":
         raise InputError("--study is for hemorrhage: its inputs are one CT study.")
     if args.segment and args.task != "tumor_detect":
@@ -57,15 +57,17 @@ def cmd_predict(args: argparse.Namespace) -> None:
             _print(answer(bundle, segmenter, spec.read(path)))
         return
     for path in map(Path, args.inputs):
-        if args.masks_out:  # tumor_seg's answer, and its masks written beside
-            from workbench.tasks.tumor_seg import is_volume
+        if args.task == "tumor_seg":  # its answer, and its masks written beside when asked
+            from workbench.tasks.tumor_seg import is_volume, voxel_size
 
             if is_volume(path):
-                _print(_segment_volume(bundle, path, args.masks_out))
-            else:
+                voxel = voxel_size(" ".join(map(str, args.voxel_size or ())))
+                _print(_segment_volume(bundle, path, args.masks_out, voxel))
+                continue
+            if args.masks_out:
                 _print(_segment_slice(bundle, spec.read(path), path, args.masks_out))
-        else:
-            _print(spec.answer(bundle, path))
+                continue
+        _print(spec.answer(bundle, path))
 
 
 def _stem(path: Path) -> str:
@@ -91,16 +93,18 @@ def _segment_slice(bundle, image, path: Path, out: Path) -> dict:
     }
 
 
-def _segment_volume(bundle, path: Path, out: Path) -> dict:
-    """A whole patient: the volume summary, and the mask as NIfTI on the input's grid plus one
-    PNG per slice in ``out``."""
+def _segment_volume(bundle, path: Path, out: Path | None, voxel_mm=None) -> dict:
+    """A whole patient: the volume summary, and, given ``out``, the mask as NIfTI on the input's
+    grid plus one PNG per slice there."""
     import nibabel as nib
 
     from workbench.tasks.tumor_seg import mask_nifti, mask_png, read_volume, segment_volume
 
     with tempfile.TemporaryDirectory(prefix="volume_") as tmp:
-        volume = read_volume(path, Path(tmp))
+        volume = read_volume(path, Path(tmp), voxel_mm)
     result = segment_volume(bundle, volume)
+    if out is None:
+        return result.summary
     stem = _stem(path)
     out.mkdir(parents=True, exist_ok=True)
     nib.save(mask_nifti(volume, result.mask), out / f"{stem}_mask.nii.gz")
@@ -189,6 +193,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--masks-out",
         type=Path,
         help="tumor_seg: write <stem>_mask.png per slice input, <stem>_mask.nii.gz per volume",
+    )
+    p.add_argument(
+        "--voxel-size",
+        type=float,
+        nargs=3,
+        metavar=("COLUMN", "ROW", "SLICE"),
+        help="tumor_seg: voxel size in mm of a zip of slice pictures (kaggle_3m tifs carry none), "
+        "for the volume in ml; a DICOM or NIfTI header's own spacing wins",
     )
     p.set_defaults(func=cmd_predict)
     p = sub.add_parser(

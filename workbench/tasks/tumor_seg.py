@@ -121,6 +121,36 @@ class Volume:
     voxel_ml: float | None = None
     truth: np.ndarray | None = None  # (Z, H, W) masks that came with the upload (kaggle_3m)
     series: Series | None = None  # the input's grid and affine, to write the mask volume on
+    voxel_mm: tuple[float, float, float] | None = None  # the user's (column, row, slice) size
+
+    @property
+    def spacing(self) -> str:
+        """Where the volume in ml comes from, for the summary."""
+        if self.series is not None:
+            return "from the file"
+        if self.voxel_mm is not None:
+            return "given: " + " × ".join(f"{v:g}" for v in self.voxel_mm) + " mm"
+        return "unknown (slice pictures carry none): give the voxel size to get ml"
+
+
+MAX_VOXEL_MM = 20.0  # no MR voxel is larger; a bigger number is a typo (cm, or µm)
+
+
+def voxel_size(text: str | None) -> tuple[float, float, float] | None:
+    """The user's voxel size, "column row slice" in mm (commas or x allowed); blank: none."""
+    parts = (text or "").replace(",", " ").replace("x", " ").replace("×", " ").split()
+    if not parts:
+        return None
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 3 or not all(0 < v <= MAX_VOXEL_MM for v in values):
+        raise InputError(
+            f"voxel size {text!r}: give three sizes in mm, column, row and slice, each above 0 "
+            f"and at most {MAX_VOXEL_MM:g} (e.g. 0.94 0.94 5)."
+        )
+    return values
 
 
 def _kaggle_slices(files: list[Path]) -> list[tuple[int, Path]]:
@@ -134,9 +164,14 @@ def _kaggle_slices(files: list[Path]) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def read_volume(path: Path, workdir: Path) -> Volume:
+def read_volume(
+    path: Path, workdir: Path, voxel_mm: tuple[float, float, float] | None = None
+) -> Volume:
     """A patient from a zip of ``kaggle_3m`` slices (masks, when there, become the truth), a zip
-    or folder of one DICOM series, or a NIfTI volume (one sequence, or three as a 4D file)."""
+    or folder of one DICOM series, or a NIfTI volume (one sequence, or three as a 4D file).
+
+    ``voxel_mm`` sizes the voxels of slice pictures, which carry no spacing; a DICOM or NIfTI
+    header's own spacing wins over it."""
     from workbench.io import load_image
     from workbench.io.archive import extract_zip
     from workbench.io.series import load_series
@@ -153,7 +188,8 @@ def read_volume(path: Path, workdir: Path) -> Volume:
             if all(m.is_file() for m in masks):
                 truth = np.stack([load_image(m).pixels for m in masks]) > 127
                 truth = truth.any(axis=-1) if truth.ndim == 4 else truth
-            return Volume(np.stack(images), path.name, truth=truth)
+            voxel_ml = None if voxel_mm is None else float(np.prod(voxel_mm)) / 1000
+            return Volume(np.stack(images), path.name, voxel_ml, truth, voxel_mm=voxel_mm)
     series = load_series(path, tr=1.0)  # the time step means nothing here
     if series.data.shape[3] not in (1, SEQUENCES):
         raise InputError(
@@ -209,6 +245,7 @@ def segment_volume(
         "tumor_found": bool(mask.any()),
         "voxels": int(mask.sum()),
         "volume_ml": None if volume.voxel_ml is None else round(mask.sum() * volume.voxel_ml, 2),
+        "voxel_size": volume.spacing,
         # Slices count from 1, as in the tab's table and the per-slice PNG names.
         "largest_slice": int(np.argmax(areas)) + 1 if mask.any() else None,
         "slices_with_tumor": [k + 1 for k, a in enumerate(areas) if a],
@@ -223,14 +260,16 @@ def segment_volume(
 
 
 def mask_nifti(volume: Volume, mask: np.ndarray) -> nib.Nifti1Image:
-    """The mask on the input's grid (same affine and voxel order); a picture stack gets 1 mm
-    voxels."""
+    """The mask on the input's grid (same affine and voxel order); a picture stack gets the
+    voxel size the user gave, or 1 mm."""
     import nibabel as nib
 
     data = mask.astype(np.uint8)
     if volume.series is not None:
         return volume.series.to_nifti(volume.series.from_axial(data))
-    return nib.Nifti1Image(np.transpose(data, (2, 1, 0)), np.eye(4))
+    return nib.Nifti1Image(
+        np.transpose(data, (2, 1, 0)), np.diag([*(volume.voxel_mm or (1,) * 3), 1])
+    )
 
 
 def mask_png(mask: np.ndarray) -> PIL.Image.Image:

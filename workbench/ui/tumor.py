@@ -131,13 +131,18 @@ def _downloads(volume: tumor_seg.Volume, result: tumor_seg.VolumeResult, table: 
 
 
 @guarded
-def analyse_volume(upload: Any, progress: gr.Progress = gr.Progress()) -> tuple:  # noqa: B008
+def analyse_volume(
+    upload: Any,
+    voxel: str = "",
+    progress: gr.Progress = gr.Progress(),  # noqa: B008
+) -> tuple:
     """A whole patient → (browser state, slider, overlay of the largest-tumour slice, summary,
-    per-slice table, downloads, provenance)."""
+    per-slice table, downloads, provenance). ``voxel``: the voxel size of slice pictures."""
     path = upload_path(upload)
+    voxel_mm = tumor_seg.voxel_size(voxel)  # a typo fails before the slow part
     progress(0.0, desc="reading the volume")
     with tempfile.TemporaryDirectory(prefix="volume_") as tmp:
-        volume = tumor_seg.read_volume(path, Path(tmp))
+        volume = tumor_seg.read_volume(path, Path(tmp), voxel_mm)
     bundle = model_for("tumor_seg")
     result = tumor_seg.segment_volume(
         bundle, volume, lambda done, total: progress(done / total, desc=f"segmented {done}/{total}")
@@ -173,12 +178,19 @@ def build_volume() -> None:
         "`_mask.tif` files the report also scores Dice, Jaccard, HD95 and ASSD against them), "
         "a **zip of one DICOM series**, or a **NIfTI volume** (FLAIR, or three co-registered "
         "sequences as a 4D file). Every slice is segmented, specks are removed in 3D, and the "
-        "browser opens on the slice with the most tumour."
+        "browser opens on the slice with the most tumour. The volume in ml needs the voxel "
+        "size: DICOM and NIfTI carry it; for slice pictures (`kaggle_3m` tifs carry none) type "
+        "it in."
     )
     patient = gr.State(None)
     with gr.Row():
         with gr.Column(scale=1):
             upload = upload_box("Patient volume (zip or NIfTI)", elem_id="tumor-volume-upload")
+            voxel = gr.Textbox(
+                label="Voxel size in mm (column row slice), for slice pictures",
+                placeholder="e.g. 0.94 0.94 5; DICOM and NIfTI give their own",
+                elem_id="tumor-volume-voxel",
+            )
             run = gr.Button("Segment volume", variant="primary")
             number = gr.Slider(1, 2, value=1, step=1, label="Slice", interactive=False)
             files = gr.File(
@@ -197,7 +209,9 @@ def build_volume() -> None:
             table = gr.Dataframe(headers=SLICE_COLUMNS, label="Per slice")
             about = gr.Markdown()
     outputs = [patient, number, view, summary, table, files, about]
-    run.click(analyse_volume, upload, outputs, api_name="tumor_volume", concurrency_id="models")
+    run.click(
+        analyse_volume, [upload, voxel], outputs, api_name="tumor_volume", concurrency_id="models"
+    )
     gr.Examples(
         examples(VOLUME_EXAMPLE),
         inputs=upload,
