@@ -30,6 +30,7 @@ from workbench.data.folders import (
 )
 from workbench.errors import InputError
 from workbench.io import load_image
+from workbench.io.layouts import FLAIR_CHANNEL, KAGGLE_3M_SEQUENCES
 from workbench.models import build_model
 from workbench.phantom import write_dataset
 from workbench.recipes.classifier import evaluate, main, model_spec, sampler_for, start_weights
@@ -153,6 +154,10 @@ def test_kaggle_3m_layout_is_labelled_by_mask_and_grouped_by_patient(tmp_path: P
     samples = scan_dataset(root, get_label_map("tumor_detect"))
     assert {s.label for s in samples} == {"tumor", "no_tumor"}
     assert len({s.group for s in samples}) == 2
+    # grey FLAIR from every slice; grey T1s only where the FLAIR outline is empty
+    assert {s.channel for s in samples if s.label == "tumor"} == {-1, FLAIR_CHANNEL}
+    t1 = [s for s in samples if s.channel not in (-1, FLAIR_CHANNEL)]
+    assert t1 and all(s.label == "no_tumor" for s in t1)
     with pytest.raises(InputError, match="needs class folders"):
         scan_dataset(root, get_label_map("folder"))
 
@@ -619,8 +624,11 @@ def test_second_source_is_split_by_patient_and_unseen_patients_never_train(tmp_p
     assert any(not f.startswith("kaggle_3m/") for f in held["val"])
     report = json.loads((out / "report.json").read_text())
     rows = {(r["split"], r["source"]) for r in report["by_source"]}
-    lgg_rows = "kaggle_3m, one channel"
-    assert rows == {("val", data.name), ("val", lgg_rows), ("unseen", lgg_rows)}
+    lgg_rows = {(split, src) for split, src in rows if src.startswith("kaggle_3m")}
+    assert rows - lgg_rows == {("val", data.name)}
+    assert {split for split, _ in lgg_rows} == {"val", "unseen"}
+    alone = {f"kaggle_3m, {sequence} alone" for sequence in KAGGLE_3M_SEQUENCES}
+    assert {src for _, src in lgg_rows} <= alone  # each sequence reported apart
     config = json.loads((out / "config.json").read_text())
     assert config["training"]["more_data"] == ["kaggle_3m"]
     assert config["ood"]["fitted_on"]["heldout"] == config["metrics"]["images"]

@@ -67,6 +67,9 @@ class LabelMap:
     folder: Callable[[str], str]
     mask: tuple[str, str] | None = None
     mask_channels: tuple[int, ...] = ()  # with ``mask``: these channels also as grey images
+    # with ``mask``: these channels as grey images of tumour-free slices only. The mask outlines
+    # the FLAIR abnormality, which a T1 may not show, so only its "no tumour" label is certain.
+    normal_channels: tuple[int, ...] = ()
     sequences: tuple[str, ...] = ()  # kaggle_3m channels as labelled grey images (contrast)
 
 
@@ -102,9 +105,14 @@ def _tumor(folder: str) -> str:
 LABEL_MAPS: dict[str, LabelMap] = {
     "folder": LabelMap(folder=lambda name: name),
     "contrast": LabelMap(folder=_contrast, sequences=KAGGLE_3M_SEQUENCES),
-    # the composite as the study trained on it, and its FLAIR alone: a user's one-series DICOM
+    # the composite as the study trained on it, and its FLAIR alone: a user's one-series DICOM;
+    # tumour-free T1s too, which the ensemble had called tumour (a normal scanner T1 came out
+    # ``tumor`` at 0.99; a quarter of held-out LGG tumour-free T1 slices did, half of T1 post)
     "tumor_detect": LabelMap(
-        folder=_tumor, mask=("no_tumor", "tumor"), mask_channels=(FLAIR_CHANNEL,)
+        folder=_tumor,
+        mask=("no_tumor", "tumor"),
+        mask_channels=(FLAIR_CHANNEL,),
+        normal_channels=tuple(c for c in range(3) if c != FLAIR_CHANNEL),
     ),
 }
 
@@ -145,16 +153,22 @@ def scan_class_folders(root: Path, label_map: LabelMap) -> list[Sample]:
 
 
 def scan_kaggle_3m_labels(
-    root: Path, labels: tuple[str, str], channels: Sequence[int] = ()
+    root: Path,
+    labels: tuple[str, str],
+    channels: Sequence[int] = (),
+    normal_channels: Sequence[int] = (),
 ) -> list[Sample]:
     """LGG slices labelled by their mask (empty → ``labels[0]``), grouped by patient: each
-    slice as stored, plus each of ``channels`` as a grey image where it holds brain."""
+    slice as stored, plus, where it holds brain, each of ``channels`` as a grey image, and each
+    of ``normal_channels`` if the slice has no tumour."""
     samples = []
     for r in scan_kaggle_3m(root):
-        label = labels[int(read_mask(r.mask).any())]
+        tumour = bool(read_mask(r.mask).any())
+        label = labels[int(tumour)]
         samples.append(Sample(r.image, label, r.patient))
-        if channels and brain_fraction(load_image(r.image).pixels) >= MIN_BRAIN:
-            samples += [Sample(r.image, label, r.patient, c) for c in channels]
+        alone = [*channels, *(() if tumour else normal_channels)]
+        if alone and brain_fraction(load_image(r.image).pixels) >= MIN_BRAIN:
+            samples += [Sample(r.image, label, r.patient, c) for c in alone]
     return samples
 
 
@@ -202,7 +216,9 @@ def scan_dataset(root: Path, label_map: LabelMap) -> list[Sample]:
         raise InputError(f"{root} is not a folder; give the folder holding one folder per class.")
     if _is_kaggle_3m(root):
         if label_map.mask is not None:
-            samples = scan_kaggle_3m_labels(root, label_map.mask, label_map.mask_channels)
+            samples = scan_kaggle_3m_labels(
+                root, label_map.mask, label_map.mask_channels, label_map.normal_channels
+            )
         elif label_map.sequences:
             samples = scan_kaggle_3m_sequences(root, label_map.sequences)
         else:

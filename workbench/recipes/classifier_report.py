@@ -23,6 +23,7 @@ import torch
 from workbench.calibration import Reliability, cross_fitted, fit_temperatures, reliability, scale
 from workbench.cards import CardInfo, markdown_table, render_card
 from workbench.data.folders import FolderImages
+from workbench.io.layouts import KAGGLE_3M_SEQUENCES
 from workbench.metrics import classification_summary
 from workbench.model_config import ModelConfig
 from workbench.models import ensemble_vote
@@ -244,7 +245,10 @@ def source_rows(
         pred = final[len(config.model.member_names())] if len(final) > 1 else final[0]
         y_pred, y_true = pred.argmax(-1).numpy(), view.targets.numpy()
         sources = np.array(
-            [s.source if s.channel < 0 else f"{s.source}, one channel" for s in view.samples]
+            [
+                s.source if s.channel < 0 else f"{s.source}, {KAGGLE_3M_SEQUENCES[s.channel]} alone"
+                for s in view.samples
+            ]
         )
         for src in sorted(set(sources)):
             keep = sources == src
@@ -417,8 +421,9 @@ def card_body(
     if len(by_source) > 1:
         sections += [
             f"### By source ({final})",
-            "Each source folder's held-out images apart (`one channel`: one sequence of the "
-            "LGG slices alone, as a grey image, the way a single DICOM series arrives); `unseen` "
+            "Each source folder's held-out images apart (`T1 alone`, `FLAIR alone`, `T1C+ alone`: "
+            "one sequence of the LGG slices as a grey image, the way a single DICOM series "
+            "arrives; detection takes the T1s alone from tumour-free slices only); `unseen` "
             "rows are patients of institutions held out whole (`--unseen`), never trained on, "
             "early stopping included.",
             markdown_table(list(by_source), "{:.4f}"),
