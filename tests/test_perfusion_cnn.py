@@ -142,7 +142,7 @@ def test_the_model_folder_serves_the_cnn_method(trained, tmp_path):
     assert "mean_map" in (model / "README.md").read_text()
     patient = data / "patient_004"
     cnn = run_perfusion(patient / "dsc", tmp_path / "cnn", method="cnn", weights=str(model))
-    osvd = run_perfusion(patient / "dsc", tmp_path / "osvd")
+    osvd = run_perfusion(patient / "dsc", tmp_path / "osvd", method="osvd")
     assert cnn["method"] == "cnn" and cnn["cbf_cbv_mtt_method"] == "osvd"
     truth = np.asarray(nib.load(patient / "truth_tmax.nii.gz").dataobj)
     tissue = np.asarray(nib.load(patient / "tissue_mask.nii.gz").dataobj) > 0

@@ -14,6 +14,7 @@ import numpy as np
 from workbench.errors import InputError
 from workbench.io.series import Series, load_series
 from workbench.perfusion.maps import (
+    TEMPLATE,
     PerfusionConfig,
     PerfusionMaps,
     Progress,
@@ -32,7 +33,7 @@ CNN = "cnn"  # the method name of a trained net's Tmax
 def run_perfusion(
     path: str | Path,
     out_dir: str | Path,
-    method: str = "osvd",
+    method: str = TEMPLATE,
     progress: Progress | None = None,
     config: PerfusionConfig | None = None,
     weights: str | None = None,
@@ -63,14 +64,15 @@ def run_perfusion(
 
 def perfusion_maps(
     series: Series,
-    method: str = "osvd",
+    method: str = TEMPLATE,
     progress: Progress | None = None,
     config: PerfusionConfig | None = None,
     weights: str | None = None,
     aif_region: np.ndarray | None = None,
 ) -> PerfusionMaps:
-    """The maps of a loaded series by deconvolution or, for ``method="cnn"``, with a net's Tmax;
-    ``aif_region`` (see :func:`compute_maps`) replaces the automatic AIF."""
+    """The maps of a loaded series by ``method`` (one of :class:`PerfusionConfig`'s) or, for
+    ``method="cnn"``, with a net's Tmax; ``aif_region`` (see :func:`compute_maps`) replaces the
+    automatic AIF."""
     _check_method(method, weights)
     if method == CNN:  # load first: missing weights fail before the slow part
         from workbench.weights import load  # torch only when a net is asked for
