@@ -159,3 +159,20 @@ def page(browser, app_url: str):
     page.goto(app_url, wait_until="load")
     yield page
     page.close()
+
+
+@pytest.fixture(scope="module")
+def bench():
+    """``bench/perfusion_delay.py`` as a module: its simulator and scores are what the perfusion
+    tests check Tmax against."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "perfusion_delay.py"
+    spec = importlib.util.spec_from_file_location("perfusion_delay", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop(spec.name, None)

@@ -1,29 +1,11 @@
 """The continuous-delay Tmax benchmark's truth (bench/perfusion_delay.py), on noise-free curves."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from workbench.perfusion import PerfusionConfig, deconvolve
 from workbench.perfusion.deconvolution import deconvolve_loop
 from workbench.phantom.perfusion import TissuePerfusion, arterial_input, tissue_response
-
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "perfusion_delay.py"
-
-
-@pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("perfusion_delay", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    try:
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        sys.modules.pop(spec.name, None)
 
 
 def test_without_dispersion_the_true_tmax_is_the_imposed_delay(bench):

@@ -1,10 +1,6 @@
 """Tmax and CBF by the Bayesian template fit (workbench/perfusion/templates.py): known continuous
 delays, other TRs and AIF shapes than the phantom's, and the noise-free model itself."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -18,21 +14,8 @@ from workbench.phantom.perfusion import (
     tissue_response,
 )
 
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "perfusion_delay.py"
 SCALE = PerfusionConfig().scale
 GREY = TissuePerfusion(cbf=55.0, cbv=4.5)
-
-
-@pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("perfusion_delay_templates", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    try:
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        sys.modules.pop(spec.name, None)
 
 
 def _mae(estimate: np.ndarray, truth: np.ndarray, where: np.ndarray) -> float:
