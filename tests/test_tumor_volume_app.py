@@ -89,5 +89,5 @@ def test_a_4d_series_gets_the_one_line_error(client, tmp_path: Path) -> None:
     data = np.zeros((8, 8, 3, 12), np.float32)
     nib.save(nib.Nifti1Image(data, np.eye(4)), tmp_path / "dsc.nii.gz")
     with pytest.raises(Exception, match="Perfusion tab") as err:
-        client.predict(handle_file(str(tmp_path / "dsc.nii.gz")), api_name="/tumor_volume")
+        client.predict(handle_file(str(tmp_path / "dsc.nii.gz")), "", api_name="/tumor_volume")
     assert "Traceback" not in str(err.value)
