@@ -143,7 +143,8 @@ def test_the_model_folder_serves_the_cnn_method(trained, tmp_path):
     patient = data / "patient_004"
     cnn = run_perfusion(patient / "dsc", tmp_path / "cnn", method="cnn", weights=str(model))
     osvd = run_perfusion(patient / "dsc", tmp_path / "osvd", method="osvd")
-    assert cnn["method"] == "cnn" and cnn["cbf_cbv_mtt_method"] == "osvd"
+    fit = run_perfusion(patient / "dsc", tmp_path / "template")
+    assert cnn["method"] == "cnn" and cnn["cbf_cbv_mtt_method"] == fit["method"] == "template"
     truth = np.asarray(nib.load(patient / "truth_tmax.nii.gz").dataobj)
     tissue = np.asarray(nib.load(patient / "tissue_mask.nii.gz").dataobj) > 0
     errors = {}
@@ -155,10 +156,10 @@ def test_the_model_folder_serves_the_cnn_method(trained, tmp_path):
         voxel_ml = abs(np.linalg.det(image.affine[:3, :3])) / 1000
         assert summary["tmax_gt6_ml"] == pytest.approx((tmax > 6).sum() * voxel_ml, abs=0.01)
     assert errors["cnn"] < errors["osvd"]
-    # CBF is the deconvolution's either way
+    # CBF is the default method's either way
     np.testing.assert_array_equal(
         nib.load(tmp_path / "cnn" / "cbf.nii.gz").dataobj,
-        nib.load(tmp_path / "osvd" / "cbf.nii.gz").dataobj,
+        nib.load(tmp_path / "template" / "cbf.nii.gz").dataobj,
     )
 
 
@@ -167,6 +168,8 @@ def test_weights_without_the_cnn_method_is_a_clear_mistake(tmp_path):
 
     with pytest.raises(InputError, match="--method cnn"):
         run_perfusion(tmp_path, tmp_path / "out", method="osvd", weights="somewhere")
+    with pytest.raises(InputError, match="unknown perfusion method 'svd'.*template, ssvd"):
+        run_perfusion(tmp_path, tmp_path / "out", method="svd")  # before reading the empty folder
 
 
 def test_the_unet_trains_on_whole_volumes_and_reloads(trained, tmp_path):

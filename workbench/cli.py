@@ -219,7 +219,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("input", help="DICOM folder, zip of a DICOM series, or 4D NIfTI")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--method", default="osvd", choices=["osvd", "bsvd", "ssvd", "cnn"])
+    p.add_argument(
+        "--method",
+        default="template",
+        help="how Tmax is read: template (default, the least delay bias), osvd, bsvd, ssvd, or "
+        "cnn (a trained net; CBF, CBV and MTT then by the template fit)",
+    )
     p.add_argument("--weights", help="CNN model folder or Hub repo (method cnn)")
     p.add_argument(
         "--aif-mask",

@@ -56,7 +56,7 @@ class PerfusionConfig:
         if self.method != TEMPLATE and self.method not in METHODS:
             raise InputError(
                 f"unknown perfusion method {self.method!r}; choose one of "
-                f"{', '.join([TEMPLATE, *METHODS])}."
+                f"{', '.join([TEMPLATE, *METHODS])} (or cnn for a trained net's Tmax)."
             )
 
     @property

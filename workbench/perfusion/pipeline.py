@@ -107,9 +107,9 @@ def cnn_maps(
     aif_region: np.ndarray | None = None,
 ) -> PerfusionMaps:
     """The maps of a loaded series with the trained net's Tmax (``bundle``, the perfusion task's
-    model); CBF, CBV and MTT by deconvolution (``config.method``, default oSVD)."""
+    model); CBF, CBV and MTT by ``config.method`` (default the template fit)."""
     report = progress or (lambda fraction, message: None)
-    config = config or PerfusionConfig(method="osvd")
+    config = config or PerfusionConfig()
     maps = compute_maps(series, config, lambda f, message: report(0.85 * f, message), aif_region)
     report(0.9, "Tmax by the trained CNN")
     maps = learned_tmax(maps, series, bundle, config)
@@ -118,6 +118,8 @@ def cnn_maps(
 
 
 def _check_method(method: str, weights: str | None) -> None:
+    if method != CNN:
+        PerfusionConfig(method=method)  # an unknown name fails here, before the slow read
     if weights is not None and method != CNN:
         raise InputError("weights are only used by the cnn method; add --method cnn.")
 

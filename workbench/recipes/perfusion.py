@@ -329,7 +329,7 @@ def model_card(config: ModelConfig, tables: dict[str, list], data_note: str) -> 
 voxel: input each voxel's ΔR2* curve on a fixed grid ({spec["frames"]} frames every
 {spec["step"]} s) divided by the peak of the automatically selected arterial input function
 (AIF){", plus the AIF itself as more channels" if spec["aif_channels"] else ""}; output Tmax in
-the brain mask. CBF, CBV and MTT still come from the oSVD deconvolution.
+the brain mask. CBF, CBV and MTT come from the template fit (the maps' default).
 
 ## Training data
 `{t["data"]}`: {t["patients"]} patients, target **{t["target"]}**. {data_note}

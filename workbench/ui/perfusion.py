@@ -36,6 +36,7 @@ from workbench.ui.common import guarded, result_folder, upload_column, upload_pa
 
 EXAMPLES = get_task("perfusion").examples
 METHODS = [
+    ("template fit (least delay bias)", "template"),
     ("oSVD (deconvolution)", "osvd"),
     ("bSVD (deconvolution)", "bsvd"),
     ("trained CNN", "cnn"),
@@ -266,7 +267,7 @@ def build() -> None:
     )
     study = gr.State(None)
     picks = gr.State(())
-    method = gr.Radio(METHODS, value="osvd", label="Tmax method", render=False)
+    method = gr.Radio(METHODS, value=METHODS[0][1], label="Tmax method", render=False)
     aif_region = gr.File(
         label="AIF region (optional NIfTI mask on the series' grid)",
         file_count="single",
