@@ -217,13 +217,13 @@ CLASSIFIER_TASKS: dict[str, ClassifierTask] = {
         what="one MR slice → `tumor` or `no_tumor`, with each member's vote",
         positive="tumor",
         notes=(
-            "The shipped ensemble was fine-tuned for 2 epochs at lr 3e-4 (`--init-from` the "
-            "ensemble trained on the two Kaggle sets, `--more-data` the LGG set): 2 epochs of "
-            "the three members are the hour the CPU budget allows. On LGG slices most misses "
-            "are the first and last slices of a tumour, a few pixels of FLAIR signal. Normal "
-            "scanner slices at the level of the orbits, and sagittal slices (no training "
-            "image is sagittal), can still be called `tumor`: see the scanner DICOM table; "
-            "the tab's unsure flag catches some of them, not all."
+            "The shipped ensemble was fine-tuned for 2 epochs (`--init-from` the previous "
+            "ensemble, `--more-data` the LGG set): 2 epochs of the three members are the hour "
+            "the CPU budget allows. On LGG slices most misses are the first and last slices of "
+            "a tumour, a few pixels of FLAIR signal. Normal scanner slices at the level of the "
+            "orbits, and sagittal slices (no training image is sagittal), can still be called "
+            "`tumor`: see the scanner DICOM table; the tab's unsure flag catches some of them, "
+            "not all."
         ),
         targets={"accuracy": 0.997},
     ),
