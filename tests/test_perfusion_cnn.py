@@ -168,7 +168,7 @@ def test_weights_without_the_cnn_method_is_a_clear_mistake(tmp_path):
 
     with pytest.raises(InputError, match="--method cnn"):
         run_perfusion(tmp_path, tmp_path / "out", method="osvd", weights="somewhere")
-    with pytest.raises(InputError, match="unknown perfusion method 'svd'.*template, ssvd"):
+    with pytest.raises(InputError, match=r"unknown perfusion method 'svd'.*template, ssvd"):
         run_perfusion(tmp_path, tmp_path / "out", method="svd")  # before reading the empty folder
 
 
