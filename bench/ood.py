@@ -1,6 +1,6 @@
 """How often each classifier says "unsure", on images like its training data and unlike it.
 
-    python bench/ood.py [--tasks contrast tumor44 tumor_detect] [--compare] [--fit]
+    python bench/ood.py [--tasks contrast tumor44 tumor_detect] [--compare] [--fit | --card]
 
 Per model: the share flagged of its held-out in-distribution images (``split.json``) and of each
 out-of-distribution set (CT slices given to MR models, scanner MR DICOMs, phantoms, other MR
@@ -266,6 +266,12 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=list(TASK_DATA))
     parser.add_argument("--compare", action="store_true", help="measure the candidate scores")
     parser.add_argument("--fit", action="store_true", help="write the stats to weights/<task>/")
+    parser.add_argument(
+        "--card",
+        action="store_true",
+        help="keep the stored stats (e.g. the training script's, fitted on more images) and "
+        "write the rates measured with them into config.json and the card",
+    )
     parser.add_argument("--cache", type=Path, default=ROOT / "runs" / "ood_cache")
     args = parser.parse_args()
     if not DATA.is_dir():
@@ -291,7 +297,7 @@ def main() -> None:
             measured = measure(task, held, held_labels, sets)
             entry = (
                 record(task, measured)
-                if args.fit
+                if args.fit or args.card
                 else {
                     **json.loads((folder / "config.json").read_text())["ood"],
                     "measured": measured,
