@@ -118,9 +118,10 @@ def cnn_maps(
 
 
 def _check_method(method: str, weights: str | None) -> None:
-    if method != CNN:
-        PerfusionConfig(method=method)  # an unknown name fails here, before the slow read
-    if weights is not None and method != CNN:
+    if method == CNN:
+        return
+    PerfusionConfig(method=method)  # an unknown name fails here, before the slow read
+    if weights is not None:
         raise InputError("weights are only used by the cnn method; add --method cnn.")
 
 
