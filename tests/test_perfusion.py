@@ -141,6 +141,16 @@ def test_the_aif_voxels_lie_in_the_arteries(artery_patient):
     assert maps.summary["aif_check"]["peak_ratio"] > 10  # a tissue AIF is about 2
 
 
+def test_a_head_with_two_arterial_voxels_falls_back_to_them_not_to_the_veins():
+    """Clustering loses two arterial voxels among 160 candidates; the fallback must then take
+    the earliest high peaks (the arteries), not the highest (the sinuses, 3 frames later)."""
+    patient = simulate_dsc(np.random.default_rng([100, 8]), DscSpec())
+    with pytest.warns(UserWarning, match="did not look arterial"):
+        maps = compute_maps(patient.series(), PerfusionConfig(method="osvd"))
+    assert patient.arteries[tuple(maps.aif_voxels.T)].all()
+    assert maps.summary["aif_check"]["arterial"]
+
+
 def test_a_tissue_only_aif_falls_back_with_a_warning():
     times = np.arange(40)
     tissue = np.exp(-0.5 * ((times - 15) / 4.0) ** 2)

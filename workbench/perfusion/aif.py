@@ -7,7 +7,8 @@ matter. Here roughness only removes outliers among the candidates; the candidate
 ranked by how arterial they look (high, early, narrow), and the best of them clustered with
 k-means. The cluster kept is the most arterial one (highest peak per frame of width among
 those arriving no later than the candidates' median), clustered once more. The result is
-checked against the brain's mean curve and replaced, with a warning, when it is not arterial.
+checked against the brain's mean curve and replaced, with a warning, by the earliest of the
+highest peaks when it is not arterial.
 """
 
 from __future__ import annotations
@@ -112,18 +113,25 @@ def arterial_check(aif: np.ndarray, tissue: np.ndarray) -> dict:
 
 
 def _checked(curves: np.ndarray, chosen: np.ndarray, fallback_size: int = 5) -> np.ndarray:
-    """``chosen`` if its mean curve is arterial, else (with a warning) the highest early peaks."""
+    """``chosen`` if its mean curve is arterial, else (with a warning) the earliest high peaks.
+
+    The fallback takes the voxels peaking within a frame of the earliest among the high ones
+    (at least half the ``fallback_size``-th highest peak), highest first: veins peak as high as
+    arteries but later, and a scan with very few arterial voxels (two, in one simulated head)
+    loses them inside any cluster.
+    """
     tissue = curves.mean(axis=0)
     if arterial_check(curves[chosen].mean(axis=0), tissue)["arterial"]:
         return chosen
     shape = CurveShape.of(curves)
-    early = np.flatnonzero(shape.ttp <= CurveShape.of(tissue).ttp[0])
-    pool = early if len(early) >= fallback_size else np.arange(len(curves))
-    fallback = pool[np.argsort(-shape.peak[pool], kind="stable")[:fallback_size]]
+    size = min(fallback_size, len(curves))
+    high = shape.peak >= np.sort(shape.peak)[-size] / 2
+    pool = np.flatnonzero(high & (shape.ttp <= shape.ttp[high].min() + 1))
+    fallback = pool[np.argsort(-shape.peak[pool], kind="stable")[:size]]
     facts = arterial_check(curves[fallback].mean(axis=0), tissue)
     warnings.warn(
         "the clustered AIF did not look arterial, so it is the "
-        f"{len(fallback)} highest early peaks instead ({facts['peak_ratio']}x the tissue peak, "
+        f"{len(fallback)} earliest high peaks instead ({facts['peak_ratio']}x the tissue peak, "
         f"{facts['lead_frames']} frames earlier); check its voxels (aif_mask.nii.gz).",
         stacklevel=3,
     )
